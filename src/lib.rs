@@ -1,0 +1,42 @@
+//! ldap-health-check: check the LDAP directory behind Postfix's `ldap_table(5)` maps the way Postfix uses it.
+//!
+//! The pipeline, one module per stage: [`cli`] -> [`config`] (map files) -> [`plan`] (distinct connections)
+//! -> [`probe`] (every server at once, one deadline; [`tls`] settings) -> [`verdict`] (Postfix's failover
+//! model, thresholds) -> [`output`] (Nagios text) and [`logging`] (stderr/journal, syslog). [`check`] runs
+//! the pipeline once or in a loop.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod output;
+pub mod plan;
+pub mod probe;
+pub mod range;
+pub mod tls;
+pub mod verdict;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+/// Parse the command line and run. Usage errors exit 3 (UNKNOWN), not clap's 2, which Nagios reads as CRITICAL.
+pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    match cli::Cli::try_parse_from(args) {
+        Ok(cli) => check::run(&cli),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // One clear line on stdout for the monitoring system, the hint on stderr for a person.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            println!("LDAP UNKNOWN - invalid arguments: {first}");
+            eprintln!("Usage: ldap-health-check [--once] -f MAP.cf [OPTIONS]; try 'ldap-health-check --help'");
+            ExitCode::from(verdict::State::Unknown.code())
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Diagnostics and logs: stderr (with sd-daemon `<N>` priority prefixes when stderr is the journal) and,
+//! with `--syslog`, the local syslog socket with facility mail.
+//!
+//! Stdout is not touched here: it belongs to the Nagios output.
+
+use std::io::Write;
+
+use syslog::{Facility, Formatter3164};
+
+/// Syslog priorities used by this tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Err = 3,
+    Warning = 4,
+    Notice = 5,
+    Info = 6,
+    Debug = 7,
+}
+
+type Syslog = syslog::Logger<syslog::LoggerBackend, Formatter3164>;
+
+pub struct Logger {
+    journal: bool,
+    verbose: u8,
+    syslog: Option<Syslog>,
+}
+
+impl Logger {
+    /// `verbose` decides which levels reach stderr: notice and above always, info with -v, debug with -vv.
+    pub fn new(verbose: u8, syslog: bool) -> Logger {
+        let mut logger = Logger { journal: stderr_is_journal(), verbose, syslog: None };
+        if syslog {
+            let formatter = Formatter3164 {
+                facility: Facility::LOG_MAIL,
+                hostname: None,
+                process: "ldap-health-check".into(),
+                pid: std::process::id(),
+            };
+            match syslog::unix(formatter) {
+                Ok(s) => logger.syslog = Some(s),
+                Err(e) => logger
+                    .log(Level::Warning, &format!("--syslog: no local syslog socket ({e}); logging to stderr only")),
+            }
+        }
+        logger
+    }
+
+    /// Whether stderr is connected to the systemd journal.
+    pub fn journal(&self) -> bool {
+        self.journal
+    }
+
+    /// Log a diagnostic to stderr (subject to verbosity) and to syslog.
+    pub fn log(&mut self, level: Level, message: &str) {
+        let shown = match level {
+            Level::Info => self.verbose >= 1,
+            Level::Debug => self.verbose >= 2,
+            _ => true,
+        };
+        if shown {
+            self.stderr(level, message);
+        }
+        self.send_syslog(level, message);
+    }
+
+    /// Log the outcome of a check. On a terminal the verdict is already on stdout, so it is not repeated on
+    /// stderr; in the journal and in syslog it is logged at the priority of its state.
+    pub fn verdict(&mut self, level: Level, message: &str) {
+        if self.journal {
+            self.stderr(level, message);
+        }
+        self.send_syslog(level, message);
+    }
+
+    fn stderr(&self, level: Level, message: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = if self.journal {
+            writeln!(err, "<{}>{}", level as u8, message)
+        } else {
+            match level {
+                Level::Err => writeln!(err, "ldap-health-check: error: {message}"),
+                Level::Warning => writeln!(err, "ldap-health-check: warning: {message}"),
+                _ => writeln!(err, "ldap-health-check: {message}"),
+            }
+        };
+    }
+
+    fn send_syslog(&mut self, level: Level, message: &str) {
+        if let Some(s) = self.syslog.as_mut() {
+            let _ = match level {
+                Level::Err => s.err(message),
+                Level::Warning => s.warning(message),
+                Level::Notice => s.notice(message),
+                Level::Info => s.info(message),
+                Level::Debug => s.debug(message),
+            };
+        }
+    }
+}
+
+/// `$JOURNAL_STREAM` is `DEV:INODE` of the journal stream systemd connected; it only counts when stderr is
+/// still that stream (systemd.exec(5)): a child with redirected stderr inherits the variable.
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(value) = std::env::var("JOURNAL_STREAM") else { return false };
+    let Some((dev, ino)) = value.split_once(':') else { return false };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else { return false };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else { return false };
+    meta.dev() == dev && meta.ino() == ino
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn journal_stream_must_match_stderr() {
+        // Whatever stderr is under the test harness, a made-up device:inode never matches it.
+        std::env::set_var("JOURNAL_STREAM", "1:1");
+        assert!(!super::stderr_is_journal());
+        std::env::set_var("JOURNAL_STREAM", "garbage");
+        assert!(!super::stderr_is_journal());
+        std::env::remove_var("JOURNAL_STREAM");
+        assert!(!super::stderr_is_journal());
+    }
+}

@@ -1,0 +1,171 @@
+//! Rendering a report: the Nagios plugin output (first line with perfdata, long output with -v) and the
+//! old daemon's `DEBUG:` lines. Rendering never decides a state.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::probe::Stage;
+use crate::verdict::{MapVerdict, Report, Role, ServerVerdict, State, Thresholds};
+
+/// The plugin output: `LDAP STATE - summary|perfdata`, then with `verbose >= 1` one line per map and server.
+pub fn nagios(report: &Report, thresholds: &Thresholds, verbose: u8) -> String {
+    let mut out = format!("LDAP {} - {}|{}\n", report.state, one_line(&report.summary()), perfdata(report, thresholds));
+    if verbose >= 1 {
+        for map in &report.maps {
+            long_map(&mut out, map, verbose);
+        }
+    }
+    out
+}
+
+/// Perfdata: `time=0.004123s;W;C;0` then each map's time (`U` when no server answered for it).
+pub fn perfdata(report: &Report, thresholds: &Thresholds) -> String {
+    let range = |r: &Option<crate::range::Range>| r.as_ref().map(|r| r.to_string()).unwrap_or_default();
+    let mut out = format!(
+        "time={:.6}s;{};{};0",
+        report.elapsed.as_secs_f64(),
+        range(&thresholds.warning),
+        range(&thresholds.critical)
+    );
+    for map in &report.maps {
+        let value = map.elapsed.map(|d| format!("{:.6}s", d.as_secs_f64())).unwrap_or_else(|| "U".to_string());
+        let _ = write!(out, " {}={};;;0", label(&map.name), value);
+    }
+    out
+}
+
+/// A perfdata label: quoted when it holds anything but `[A-Za-z0-9_.-]`; `=` is replaced, `'` doubled.
+fn label(name: &str) -> String {
+    let clean = name.replace('=', "_");
+    if clean.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+        clean
+    } else {
+        format!("'{}'", clean.replace('\'', "''"))
+    }
+}
+
+/// Nagios reads one line and treats `|` as the perfdata separator: keep both out of messages.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ").replace('|', "/")
+}
+
+fn long_map(out: &mut String, map: &MapVerdict, verbose: u8) {
+    let _ = write!(out, "{}: {}", map.name, map.state);
+    match (&map.reason, map.state) {
+        (Some(r), _) => {
+            let _ = write!(out, ": {}", one_line(r));
+        }
+        (None, State::Ok) => {
+            if let (Some(d), Some(base)) = (map.elapsed, &map.base) {
+                let _ = write!(out, " in {}, base {} found", ms(d), base);
+            }
+        }
+        _ => {}
+    }
+    out.push('\n');
+    for server in &map.servers {
+        long_server(out, server);
+    }
+    if verbose >= 2 {
+        for w in &map.warnings {
+            let _ = writeln!(out, "  postfix would warn: {}", one_line(w));
+        }
+    }
+}
+
+fn long_server(out: &mut String, s: &ServerVerdict) {
+    let role = match s.role {
+        Role::Decides => "",
+        Role::FailedOver => " [skipped by Postfix]",
+        Role::Standby => " [standby]",
+    };
+    let mut parts: Vec<String> =
+        s.stages.iter().map(|st| format!("{} {}", stage_word(st.stage), ms(st.elapsed))).collect();
+    if let Some(d) = s.search {
+        parts.push(format!("search {}", ms(d)));
+    }
+    if let Some(f) = &s.failure {
+        parts.push(f.message.clone());
+    }
+    let _ = write!(out, "  {}{}: {}", s.url, role, one_line(&parts.join(", ")));
+    if let Some(addr) = &s.address {
+        let _ = write!(out, " (address {addr})");
+    }
+    if let Some(note) = &s.tls_note {
+        let _ = write!(out, "; {}", one_line(note));
+    }
+    out.push('\n');
+}
+
+fn stage_word(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Resolve => "resolve",
+        Stage::Connect => "connect",
+        Stage::StartTls => "STARTTLS",
+        Stage::Tls => "TLS",
+        Stage::Bind => "bind",
+        Stage::Search => "search",
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The old daemon's line, for each map whose base search succeeded: `DEBUG: LDAP search success: dn=BASE`.
+pub fn debug_lines(report: &Report) -> String {
+    let mut out = String::new();
+    for map in &report.maps {
+        if map.state != State::Critical && map.state != State::Unknown {
+            if let Some(base) = &map.base {
+                let _ = writeln!(out, "DEBUG: LDAP search success: dn={base}");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_quoted_only_when_needed() {
+        assert_eq!(label("ldap-users.cf"), "ldap-users.cf");
+        assert_eq!(label("my map.cf"), "'my map.cf'");
+        assert_eq!(label("it's=x"), "'it''s_x'");
+    }
+
+    #[test]
+    fn first_line_stays_one_line() {
+        assert_eq!(one_line("a\nb|c"), "a b/c");
+    }
+
+    #[test]
+    fn perfdata_has_time_thresholds_and_maps() {
+        let report = Report {
+            state: State::Ok,
+            maps: vec![MapVerdict {
+                name: "users.cf".into(),
+                location: "users.cf".into(),
+                path: "/etc/postfix/users.cf".into(),
+                state: State::Ok,
+                reason: None,
+                base: Some("dc=x".into()),
+                elapsed: Some(Duration::from_micros(1500)),
+                servers: vec![],
+                warnings: vec![],
+            }],
+            servers: 1,
+            elapsed: Duration::from_micros(4123),
+            threshold: None,
+        };
+        let t = Thresholds { warning: Some("1".parse().unwrap()), critical: Some("~:2".parse().unwrap()) };
+        assert_eq!(perfdata(&report, &t), "time=0.004123s;1;~:2;0 users.cf=0.001500s;;;0");
+        assert_eq!(
+            nagios(&report, &Thresholds::default(), 0),
+            "LDAP OK - 1 map, 1 server in 0.004 s|time=0.004123s;;;0 users.cf=0.001500s;;;0\n"
+        );
+        assert_eq!(debug_lines(&report), "DEBUG: LDAP search success: dn=dc=x\n");
+    }
+}

@@ -1,0 +1,220 @@
+//! TLS client settings from a map's `tls_*` parameters, with Postfix's semantics.
+//!
+//! Postfix's default `tls_require_cert = no` (libldap's `LDAP_OPT_X_TLS_NEVER`) accepts any server
+//! certificate. We do the same, but still check the certificate against the configured CAs and record the
+//! outcome, so that `-v` can say "accepted unverified" instead of hiding it. With `tls_require_cert = yes` the
+//! certificate must chain to `tls_ca_cert_file`/`tls_ca_cert_dir` (or, when neither is set, the system bundle)
+//! and name the server.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::config::TlsParams;
+
+/// Debian's system CA bundle, read only when verification is required and no CA is configured.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Where the verdict on the server certificate is written during the handshake.
+pub type CertNote = Arc<Mutex<Option<String>>>;
+
+/// Build the client configuration for `tls`. Errors are one line naming the file at fault.
+pub fn client_config(tls: &TlsParams, note: CertNote) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = load_roots(tls)?;
+    let webpki = if roots.is_empty() {
+        None
+    } else {
+        Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("cannot use the CA certificates: {e}"))?,
+        )
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match (tls.require_cert, webpki) {
+        (true, Some(v)) => Arc::new(Strict { inner: v, note }),
+        (true, None) => return Err("tls_require_cert = yes, but no CA certificate is available".to_string()),
+        (false, inner) => Arc::new(Lenient { inner, provider: provider.clone(), note }),
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("cannot read tls_cert {}: {e}", cert.display()))?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read tls_key {}: {e}", key.display()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| format!("tls_cert/tls_key: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+fn load_roots(tls: &TlsParams) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    if let Some(file) = &tls.ca_cert_file {
+        add_pem_file(&mut roots, file, "tls_ca_cert_file")?;
+    }
+    if let Some(dir) = &tls.ca_cert_dir {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read tls_ca_cert_dir {}: {}", dir.display(), short_io(&e)))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file() {
+                // A hashed OpenSSL directory also holds CRLs and other files: skip what is not a certificate.
+                let _ = add_pem_file(&mut roots, &path, "tls_ca_cert_dir");
+            }
+        }
+        if roots.is_empty() {
+            return Err(format!("tls_ca_cert_dir {}: no CA certificate found", dir.display()));
+        }
+    }
+    if roots.is_empty() && tls.require_cert && Path::new(SYSTEM_CA_BUNDLE).exists() {
+        add_pem_file(&mut roots, Path::new(SYSTEM_CA_BUNDLE), "the system CA bundle")?;
+    }
+    Ok(roots)
+}
+
+fn add_pem_file(roots: &mut RootCertStore, file: &Path, what: &str) -> Result<(), String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read {what} {}: {}", file.display(), pem_reason(&e)))?;
+    if certs.is_empty() {
+        return Err(format!("{what} {}: no certificate in it", file.display()));
+    }
+    let (added, _ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("{what} {}: no usable CA certificate", file.display()));
+    }
+    Ok(())
+}
+
+fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
+    match e {
+        rustls::pki_types::pem::Error::Io(io) => short_io(io),
+        other => format!("{other:?}"),
+    }
+}
+
+fn short_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+fn record(note: &CertNote, text: String) {
+    if let Ok(mut n) = note.lock() {
+        *n = Some(text);
+    }
+}
+
+/// `tls_require_cert = yes`: the normal WebPKI verification, recording success.
+#[derive(Debug)]
+struct Strict {
+    inner: Arc<WebPkiServerVerifier>,
+    note: CertNote,
+}
+
+impl ServerCertVerifier for Strict {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        if verdict.is_ok() {
+            record(&self.note, "certificate verified".to_string());
+        }
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `tls_require_cert = no` (Postfix's default): accept any certificate, as Postfix does, but say whether it
+/// would have passed verification.
+#[derive(Debug)]
+struct Lenient {
+    inner: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    note: CertNote,
+}
+
+impl ServerCertVerifier for Lenient {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let text = match &self.inner {
+            None => "certificate not verified (tls_require_cert = no and no tls_ca_cert_file)".to_string(),
+            Some(v) => match v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+                Ok(_) => "certificate verified".to_string(),
+                Err(e) => format!("certificate accepted unverified (tls_require_cert = no): {e}"),
+            },
+        };
+        record(&self.note, text);
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

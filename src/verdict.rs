@@ -1,0 +1,395 @@
+//! The verdict: what Postfix would experience with each map, and the worst of them.
+//!
+//! Postfix hands all of a map's `server_host` entries to libldap as one URL list; libldap tries them in order
+//! and moves on to the next one **only when the connection cannot be made** (OpenLDAP
+//! `ldap_new_connection()`; verified with Postfix 3.7: a refused first server fails over silently, a first
+//! server that accepts and then stalls, refuses the bind or lacks the search base is a lookup error, 451).
+//! So per map:
+//! - the first server that accepts a connection decides: if anything after the connect fails (STARTTLS, TLS,
+//!   bind, search, a timeout), the map is CRITICAL even when a later server is fine;
+//! - servers before it that could not be reached make the map WARNING (Postfix waits for them on every new
+//!   connection);
+//! - no server reachable: CRITICAL.
+//!
+//! A map that cannot be read or that Postfix would refuse to open is UNKNOWN. The worst map wins
+//! (CRITICAL > UNKNOWN > WARNING > OK); response-time thresholds apply on top.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::plan::Plan;
+use crate::probe::{ConnReport, Failure, Stage, StageTime};
+use crate::range::Range;
+
+/// A Nagios state, with its exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl State {
+    pub fn code(self) -> u8 {
+        match self {
+            State::Ok => 0,
+            State::Warning => 1,
+            State::Critical => 2,
+            State::Unknown => 3,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Ok => "OK",
+            State::Warning => "WARNING",
+            State::Critical => "CRITICAL",
+            State::Unknown => "UNKNOWN",
+        }
+    }
+
+    fn severity(self) -> u8 {
+        match self {
+            State::Ok => 0,
+            State::Warning => 1,
+            State::Unknown => 2,
+            State::Critical => 3,
+        }
+    }
+
+    /// The worse of two states: CRITICAL > UNKNOWN > WARNING > OK.
+    pub fn worst(self, other: State) -> State {
+        if other.severity() > self.severity() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What one server did for one map.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Role {
+    /// Postfix would use this server: its outcome decides the map.
+    Decides,
+    /// Postfix would try it first, fail to connect, and move on.
+    FailedOver,
+    /// Postfix would not reach it while an earlier server accepts connections; probed for the record.
+    Standby,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerVerdict {
+    pub url: String,
+    pub role: Role,
+    pub address: Option<String>,
+    pub stages: Vec<StageTime>,
+    /// The base search's time for this map, when it succeeded.
+    pub search: Option<Duration>,
+    pub failure: Option<Failure>,
+    pub tls_note: Option<String>,
+    /// Connect to the end of this map's search (or to the failure).
+    pub elapsed: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapVerdict {
+    pub name: String,
+    pub path: PathBuf,
+    /// How the summary line names the map: its file name, or `PATH:LINE` for a map Postfix would reject.
+    pub location: String,
+    pub state: State,
+    /// Why the map is not OK, in one line (without the map name).
+    pub reason: Option<String>,
+    /// The base that was searched, if any.
+    pub base: Option<String>,
+    /// The time the deciding server took for this map.
+    pub elapsed: Option<Duration>,
+    pub servers: Vec<ServerVerdict>,
+    /// What Postfix would warn about when opening the map (`FILE:LINE: text`).
+    pub warnings: Vec<String>,
+}
+
+/// Response-time thresholds (-w, -c), in seconds.
+#[derive(Clone, Debug, Default)]
+pub struct Thresholds {
+    pub warning: Option<Range>,
+    pub critical: Option<Range>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub state: State,
+    pub maps: Vec<MapVerdict>,
+    /// Number of distinct connections probed.
+    pub servers: usize,
+    pub elapsed: Duration,
+    /// Set when a threshold changed the state: `response time 1.204 s above the warning threshold 1`.
+    pub threshold: Option<String>,
+}
+
+impl Report {
+    /// The first-line text after `LDAP STATE - ` (without perfdata).
+    pub fn summary(&self) -> String {
+        // The maps that are not OK, worst first.
+        let mut bad: Vec<&MapVerdict> = self.maps.iter().filter(|m| m.state != State::Ok).collect();
+        bad.sort_by_key(|m| std::cmp::Reverse(m.state.severity()));
+        let problems: Vec<String> =
+            bad.iter().filter_map(|m| m.reason.as_ref().map(|r| format!("{}: {}", m.location, r))).collect();
+        let counts = format!(
+            "{} map{}, {} server{} in {:.3} s",
+            self.maps.len(),
+            if self.maps.len() == 1 { "" } else { "s" },
+            self.servers,
+            if self.servers == 1 { "" } else { "s" },
+            self.elapsed.as_secs_f64()
+        );
+        match (&self.threshold, problems.is_empty()) {
+            (Some(t), true) => format!("{counts}: {t}"),
+            (Some(t), false) => format!("{}; {t}", problems.join("; ")),
+            (None, true) => counts,
+            (None, false) => problems.join("; "),
+        }
+    }
+}
+
+/// A map that could not be read or parsed: UNKNOWN.
+pub fn config_failure(error: &ConfigError) -> MapVerdict {
+    MapVerdict {
+        name: error
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| error.path.display().to_string()),
+        path: error.path.clone(),
+        location: match error.line {
+            Some(line) => format!("{}:{line}", error.path.display()),
+            None => error.path.display().to_string(),
+        },
+        state: State::Unknown,
+        reason: Some(error.message.clone()),
+        base: None,
+        elapsed: None,
+        servers: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// Decide every map of `plan` from the connection reports (one per job, same order).
+pub fn decide(plan: &Plan, reports: &[ConnReport]) -> Vec<MapVerdict> {
+    plan.maps
+        .iter()
+        .map(|mp| {
+            let warnings = mp
+                .map
+                .warnings
+                .iter()
+                .map(|w| match w.line {
+                    Some(l) => format!("{}:{}: {}", mp.map.path.display(), l, w.message),
+                    None => format!("{}: {}", mp.map.path.display(), w.message),
+                })
+                .collect();
+            let mut verdict = MapVerdict {
+                name: mp.map.name(),
+                location: mp.map.name(),
+                path: mp.map.path.clone(),
+                state: State::Ok,
+                reason: None,
+                base: mp.base.clone(),
+                elapsed: None,
+                servers: Vec::new(),
+                warnings,
+            };
+            if let Some(why) = &mp.unsupported {
+                verdict.state = State::Unknown;
+                verdict.reason = Some(why.clone());
+                return verdict;
+            }
+            decide_map(&mut verdict, mp.jobs.iter().map(|&j| (plan.jobs[j].endpoint.server.url(), &reports[j])));
+            verdict
+        })
+        .collect()
+}
+
+fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (String, &'a ConnReport)>) {
+    let base = verdict.base.clone();
+    let mut decided = false;
+    let mut skipped: Vec<String> = Vec::new();
+    for (url, report) in servers {
+        // The failure that matters for this map: the connection's, else this map's base search.
+        let (failure, search) = match (&report.failure, &base) {
+            (Some(f), _) if f.stage != Stage::Search => (Some(f.clone()), None),
+            (_, Some(b)) => match report.base_result(b) {
+                Ok(d) => (None, Some(d)),
+                Err(f) => (Some(f), None),
+            },
+            (f, None) => (f.clone(), None),
+        };
+        // This map's share of the connection: its stages and its own search; a failure took the whole time.
+        let elapsed = match (&failure, search) {
+            (None, Some(d)) => report.stages.iter().map(|s| s.elapsed).sum::<Duration>() + d,
+            _ => report.elapsed,
+        };
+        let role = if decided {
+            Role::Standby
+        } else if failure.as_ref().is_some_and(|f| f.stage.fails_over()) {
+            Role::FailedOver
+        } else {
+            Role::Decides
+        };
+        match role {
+            Role::FailedOver => {
+                skipped.push(format!("{url}: {}", failure.as_ref().map(|f| f.to_string()).unwrap_or_default()))
+            }
+            Role::Decides => {
+                decided = true;
+                verdict.elapsed = Some(elapsed);
+                if let Some(f) = &failure {
+                    verdict.state = State::Critical;
+                    verdict.reason = Some(format!("{url}: {f}"));
+                } else if !skipped.is_empty() {
+                    verdict.state = State::Warning;
+                    verdict.reason = Some(format!("{} (Postfix fails over to {url})", skipped.join("; ")));
+                }
+            }
+            Role::Standby => {}
+        }
+        verdict.servers.push(ServerVerdict {
+            url,
+            role,
+            address: report.address.clone(),
+            stages: report.stages.clone(),
+            search,
+            failure,
+            tls_note: report.tls_note.clone(),
+            elapsed,
+        });
+    }
+    if !decided {
+        verdict.state = State::Critical;
+        verdict.reason = Some(match skipped.len() {
+            0 => "no server configured".to_string(),
+            1 => skipped.remove(0),
+            _ => format!("no server reachable: {}", skipped.join("; ")),
+        });
+    }
+}
+
+/// The overall report: the worst map, then thresholds on the total time.
+pub fn report(maps: Vec<MapVerdict>, servers: usize, elapsed: Duration, thresholds: &Thresholds) -> Report {
+    let mut state = maps.iter().fold(State::Ok, |s, m| s.worst(m.state));
+    let secs = elapsed.as_secs_f64();
+    let mut threshold = None;
+    if matches!(state, State::Ok | State::Warning) {
+        if let Some(c) = thresholds.critical.as_ref().filter(|c| c.alerts(secs)) {
+            state = State::Critical;
+            threshold = Some(format!("response time {secs:.3} s outside the critical range {c}"));
+        } else if let Some(w) = thresholds.warning.as_ref().filter(|w| w.alerts(secs)) {
+            if state == State::Ok {
+                threshold = Some(format!("response time {secs:.3} s outside the warning range {w}"));
+            }
+            state = State::Warning;
+        }
+    }
+    Report { state, maps, servers, elapsed, threshold }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok_conn() -> ConnReport {
+        ConnReport {
+            stages: vec![StageTime { stage: Stage::Connect, elapsed: Duration::from_millis(1) }],
+            searches: vec![crate::probe::SearchReport { base: "dc=x".into(), result: Ok(Duration::from_millis(1)) }],
+            ..Default::default()
+        }
+    }
+
+    fn failed(stage: Stage, message: &str) -> ConnReport {
+        ConnReport { failure: Some(Failure { stage, timed_out: false, message: message.into() }), ..Default::default() }
+    }
+
+    fn verdict_of(servers: Vec<ConnReport>) -> MapVerdict {
+        let mut v = MapVerdict {
+            name: "m.cf".into(),
+            location: "m.cf".into(),
+            path: "m.cf".into(),
+            state: State::Ok,
+            reason: None,
+            base: Some("dc=x".into()),
+            elapsed: None,
+            servers: vec![],
+            warnings: vec![],
+        };
+        let named: Vec<(String, ConnReport)> =
+            servers.into_iter().enumerate().map(|(i, r)| (format!("ldap://s{i}:389"), r)).collect();
+        decide_map(&mut v, named.iter().map(|(u, r)| (u.clone(), r)));
+        v
+    }
+
+    #[test]
+    fn first_reachable_server_decides() {
+        let v = verdict_of(vec![ok_conn(), failed(Stage::Connect, "connection refused")]);
+        assert_eq!(v.state, State::Ok);
+        assert_eq!(v.servers[1].role, Role::Standby);
+    }
+
+    #[test]
+    fn refused_first_server_is_degraded() {
+        let v = verdict_of(vec![failed(Stage::Connect, "connection refused"), ok_conn()]);
+        assert_eq!(v.state, State::Warning);
+        assert!(v.reason.unwrap().contains("ldap://s0:389"));
+    }
+
+    #[test]
+    fn no_failover_after_connect() {
+        for stage in [Stage::StartTls, Stage::Tls, Stage::Bind] {
+            let v = verdict_of(vec![failed(stage, "x"), ok_conn()]);
+            assert_eq!(v.state, State::Critical, "{stage}");
+            assert_eq!(v.servers[0].role, Role::Decides);
+        }
+    }
+
+    #[test]
+    fn missing_base_is_critical() {
+        let mut r = ok_conn();
+        r.searches[0].result = Err(Failure { stage: Stage::Search, timed_out: false, message: "not found".into() });
+        let v = verdict_of(vec![r, ok_conn()]);
+        assert_eq!(v.state, State::Critical);
+    }
+
+    #[test]
+    fn nothing_reachable_is_critical() {
+        let v = verdict_of(vec![failed(Stage::Connect, "refused"), failed(Stage::Resolve, "cannot resolve")]);
+        assert_eq!(v.state, State::Critical);
+        assert!(v.reason.unwrap().starts_with("no server reachable"));
+    }
+
+    #[test]
+    fn worst_state_order() {
+        assert_eq!(State::Ok.worst(State::Warning), State::Warning);
+        assert_eq!(State::Warning.worst(State::Unknown), State::Unknown);
+        assert_eq!(State::Unknown.worst(State::Critical), State::Critical);
+        assert_eq!(State::Critical.worst(State::Unknown), State::Critical);
+    }
+
+    #[test]
+    fn thresholds_apply_on_top() {
+        let t = Thresholds { warning: Some("0.5".parse().unwrap()), critical: Some("2".parse().unwrap()) };
+        assert_eq!(report(vec![], 0, Duration::from_millis(100), &t).state, State::Ok);
+        assert_eq!(report(vec![], 0, Duration::from_millis(600), &t).state, State::Warning);
+        let r = report(vec![], 0, Duration::from_millis(2500), &t);
+        assert_eq!(r.state, State::Critical);
+        assert!(r.threshold.unwrap().contains("critical range 2"));
+    }
+}

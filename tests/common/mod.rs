@@ -1,0 +1,805 @@
+//! Shared helpers for the integration tests: a real slapd fixture (tests/fixtures/slapd.sh),
+//! running the project binary with a hard time bound, map files, temporary directories, postmap,
+//! and tiny fake servers for fault tests. Std only.
+//!
+//! Use from a test crate with `mod common;` (then `use common::*;`).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Default bound for one run of the project binary.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound for one run of a fixture script or an LDAP command line tool.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------------
+// Paths
+
+/// The crate root (where Cargo.toml is).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// tests/fixtures/slapd.sh
+pub fn fixture_script() -> PathBuf {
+    repo_root().join("tests/fixtures/slapd.sh")
+}
+
+/// Root of every fixture and temporary directory: cargo's target/tmp (not under /tmp, so that
+/// systemd units with PrivateTmp can see it). Created when missing.
+pub fn tmp_root() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    fs::create_dir_all(&p).expect("create CARGO_TARGET_TMPDIR");
+    p
+}
+
+static UNIQUE: AtomicU32 = AtomicU32::new(0);
+
+/// A short name unique in this machine for the life of this process: PREFIX-PID-N.
+fn unique_name(prefix: &str) -> String {
+    format!("{prefix}{}-{}", std::process::id(), UNIQUE.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The project binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ldap-health-check"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running commands with a bound
+
+/// What a bounded command run gave.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Exit code; 128+N when killed by signal N (as a shell reports it).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Wall time from spawn to exit (measured by polling every 1–5 ms).
+    pub elapsed: Duration,
+    /// The command was still running at the bound and was killed (with its process group).
+    pub timed_out: bool,
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.code == 0 && !self.timed_out
+    }
+    /// Panics (showing stdout and stderr) unless the exit code is `code`.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert!(
+            self.code == code && !self.timed_out,
+            "expected exit code {code}, got {} (timed out: {}, {:?})\n--- stdout\n{}--- stderr\n{}",
+            self.code,
+            self.timed_out,
+            self.elapsed,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+fn exit_code(status: ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn reader<R: Read + Send + 'static>(mut r: R) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx
+}
+
+/// Runs `cmd` in a process group of its own, feeding it `stdin` (or /dev/null), and kills the
+/// whole group at `timeout`. Never panics on the command's failure: look at the `Run`.
+pub fn run_command(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Run {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(data) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        thread::spawn(move || {
+            let _ = w.write_all(&data);
+        });
+    }
+    let out = reader(child.stdout.take().unwrap());
+    let err = reader(child.stderr.take().unwrap());
+    let mut timed_out = false;
+    let mut nap = Duration::from_millis(1);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() >= timeout {
+            timed_out = true;
+            kill_group(&child);
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(5));
+    };
+    let elapsed = start.elapsed();
+    // A grandchild may still hold the pipes: don't wait for EOF forever.
+    let text = |rx: mpsc::Receiver<Vec<u8>>| {
+        String::from_utf8_lossy(&rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default()).into_owned()
+    };
+    Run { code: exit_code(status), stdout: text(out), stderr: text(err), elapsed, timed_out }
+}
+
+fn kill_group(child: &Child) {
+    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).stderr(Stdio::null()).status();
+}
+
+/// Runs the project binary with `args` and extra environment `envs`, bounded by [`RUN_TIMEOUT`];
+/// a run still going then is killed and the test fails. Every `LDAP_HEALTH_CHECK_*` variable
+/// (e.g. LDAP_HEALTH_CHECK_CONFFILE) is removed from the environment unless given in `envs`.
+#[track_caller]
+pub fn run(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let r = run_with_timeout(args, envs, RUN_TIMEOUT);
+    assert!(
+        !r.timed_out,
+        "{} {args:?} still running after {RUN_TIMEOUT:?}: killed\n--- stdout\n{}--- stderr\n{}",
+        bin().display(),
+        r.stdout,
+        r.stderr
+    );
+    r
+}
+
+/// Like [`run`] with another bound, and no panic when it is reached (see `Run::timed_out`).
+pub fn run_with_timeout(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Run {
+    let mut cmd = bin_command(args, envs);
+    run_command(&mut cmd, None, timeout)
+}
+
+/// The `Command` that [`run`] uses, for callers that need more (stdin, cwd...): pass it to
+/// [`run_command`].
+pub fn bin_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("LDAP_HEALTH_CHECK_") {
+            cmd.env_remove(&k);
+        }
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+/// Writes DIR/NAME with mode 0600 (replacing it) and returns its path.
+pub fn write_map(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&p)
+        .unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+    f.write_all(body.as_bytes()).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// A directory under [`tmp_root`] removed (recursively) on Drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let path = tmp_root().join(unique_name("d"));
+        let _ = fs::remove_dir_all(&path); // left by a dead process with the same pid
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        TempDir { path }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn join<P: AsRef<Path>>(&self, p: P) -> PathBuf {
+        self.path.join(p)
+    }
+    /// [`write_map`] in this directory.
+    pub fn write(&self, name: &str, body: &str) -> PathBuf {
+        write_map(&self.path, name, body)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Postfix
+
+/// `postmap -q KEY ldap:MAP` with a throwaway config directory (main.cf with
+/// compatibility_level = 3.6). Exit 0 and the value on stdout when found, 1 when not found.
+pub fn postmap_query(map: &Path, key: &str) -> Run {
+    let conf = TempDir::new();
+    fs::write(
+        conf.join("main.cf"),
+        "compatibility_level = 3.6\nmeta_directory = /etc/postfix\nshlib_directory = /usr/lib/postfix\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new("/usr/sbin/postmap");
+    cmd.arg("-c").arg(conf.path()).arg("-q").arg(key).arg(format!("ldap:{}", map.display()));
+    run_command(&mut cmd, None, TOOL_TIMEOUT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// slapd fixture
+
+/// A running slapd made by tests/fixtures/slapd.sh under [`tmp_root`].
+///
+/// Data, accounts and ACLs: see the header of tests/fixtures/slapd.sh. `env` holds DIR/env as
+/// written at start (LDAP_URL, SERVICE_DN, SERVICE_PW, CA_FILE, ...); after `restart` only
+/// SLAPD_PID changes: use [`Slapd::pid`].
+pub struct Slapd {
+    pub dir: PathBuf,
+    pub ldap_port: u16,
+    pub ldaps_port: u16,
+    pub ldapi_path: PathBuf,
+    pub env: HashMap<String, String>,
+    pid: AtomicI32,
+    /// Runs `slapd.sh stop DIR` when its stdin (kept here) closes, i.e. at Drop or when this
+    /// process dies however it dies.
+    watchdog: Mutex<Option<(Child, ChildStdin)>>,
+}
+
+static SHARED: OnceLock<Slapd> = OnceLock::new();
+
+fn script(args: &[&str], dir: &Path, extra_env: &[(&str, String)]) -> Run {
+    let mut cmd = Command::new(fixture_script());
+    cmd.arg(args[0]).arg(dir).args(&args[1..]);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    run_command(&mut cmd, None, TOOL_TIMEOUT)
+}
+
+fn parse_env(text: &str) -> HashMap<String, String> {
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().to_string(), v.to_string())).collect()
+}
+
+/// Options for [`Slapd::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct SlapdOptions {
+    /// Number of uid=userNNNN entries (default 3000).
+    pub users: Option<u32>,
+    /// Fixed ports (both or none); default: free ones are picked.
+    pub ports: Option<(u16, u16)>,
+}
+
+impl Slapd {
+    /// A private instance (for tests that SIGSTOP, kill or reconfigure it); stopped and its
+    /// directory removed on Drop, or by its watchdog if this process dies first.
+    pub fn start() -> Slapd {
+        Slapd::start_with(SlapdOptions::default())
+    }
+
+    /// A private instance with a few users only: starts faster.
+    pub fn start_small() -> Slapd {
+        Slapd::start_with(SlapdOptions { users: Some(20), ..Default::default() })
+    }
+
+    pub fn start_with(opts: SlapdOptions) -> Slapd {
+        let dir = tmp_root().join(unique_name("s"));
+        if dir.exists() {
+            // left by a dead process that had our pid
+            script(&["stop"], &dir, &[]);
+        }
+        // The watchdog first, so that a death during start still cleans up. It ignores the
+        // terminal's signals and lives in its own process group: Ctrl-C on `cargo test` kills
+        // the test process, the pipe closes, the watchdog cleans up.
+        let mut wd = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(r#"trap '' INT HUP TERM QUIT; read _ignored; exec "$0" stop "$1" >/dev/null 2>&1"#)
+            .arg(fixture_script())
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn the slapd watchdog");
+        let wd_stdin = wd.stdin.take().unwrap();
+
+        let mut args = vec!["start".to_string()];
+        if let Some((l, s)) = opts.ports {
+            args.push(l.to_string());
+            args.push(s.to_string());
+        }
+        let mut env = Vec::new();
+        if let Some(n) = opts.users {
+            env.push(("SLAPD_USERS", n.to_string()));
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = script(&argv, &dir, &env);
+        if !r.success() {
+            let log = fs::read_to_string(dir.join("slapd.log")).unwrap_or_default();
+            drop(wd_stdin); // the watchdog removes DIR
+            let _ = wd.wait();
+            panic!(
+                "slapd.sh start {} failed (code {}, timed out {}):\n{}{}\nslapd.log:\n{log}",
+                dir.display(),
+                r.code,
+                r.timed_out,
+                r.stdout,
+                r.stderr
+            );
+        }
+        eprint!("{}", r.stderr);
+        let text = fs::read_to_string(dir.join("env")).expect("read DIR/env");
+        let env = parse_env(&text);
+        let num =
+            |k: &str| -> u16 { env.get(k).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("bad {k} in env")) };
+        Slapd {
+            ldap_port: num("LDAP_PORT"),
+            ldaps_port: num("LDAPS_PORT"),
+            ldapi_path: PathBuf::from(&env["LDAPI_PATH"]),
+            pid: AtomicI32::new(env["SLAPD_PID"].parse().expect("SLAPD_PID")),
+            dir,
+            env,
+            watchdog: Mutex::new(Some((wd, wd_stdin))),
+        }
+    }
+
+    /// One instance per test binary, for read-only tests: never stopped by the tests (its
+    /// watchdog removes it when the test process exits). Don't SIGSTOP, kill or reconfigure it.
+    pub fn shared() -> &'static Slapd {
+        SHARED.get_or_init(Slapd::start)
+    }
+
+    /// ldap://127.0.0.1:PORT
+    pub fn ldap_url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.ldap_port)
+    }
+    /// ldaps://127.0.0.1:PORT (certificate for 127.0.0.1, ::1 and localhost, signed by CA_FILE)
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.ldaps_port)
+    }
+    /// ldapi://%2F...%2Fldapi
+    pub fn ldapi_url(&self) -> String {
+        self.get("LDAPI_URL").to_string()
+    }
+    /// A value from DIR/env; panics when missing.
+    #[track_caller]
+    pub fn get(&self, key: &str) -> &str {
+        self.env.get(key).map(String::as_str).unwrap_or_else(|| panic!("no {key} in slapd env"))
+    }
+    /// DIR/NAME
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    /// The current slapd pid (changes on restart).
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Ordering::SeqCst)
+    }
+    pub fn base_dn(&self) -> &str {
+        self.get("BASE_DN")
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill").args([sig, &self.pid().to_string()]).status().expect("run kill");
+        assert!(st.success(), "kill {sig} {} failed", self.pid());
+    }
+    /// Freeze slapd: connections are accepted by the kernel but never answered.
+    pub fn sigstop(&self) {
+        self.signal("-STOP");
+    }
+    pub fn sigcont(&self) {
+        self.signal("-CONT");
+    }
+    /// Stop slapd, keeping its data: its ports refuse connections until `restart`.
+    pub fn kill(&self) {
+        let r = script(&["kill"], &self.dir, &[]);
+        assert!(r.success(), "slapd.sh kill failed: {}{}", r.stdout, r.stderr);
+    }
+    /// Stop (if running) and start again on the same ports and data.
+    pub fn restart(&self) {
+        let r = script(&["restart"], &self.dir, &[]);
+        assert!(r.success(), "slapd.sh restart failed: {}{}", r.stdout, r.stderr);
+        let env = parse_env(&fs::read_to_string(self.dir.join("env")).unwrap());
+        self.pid.store(env["SLAPD_PID"].parse().unwrap(), Ordering::SeqCst);
+    }
+    /// Is the fixture's slapd process running (even if SIGSTOPped)?
+    pub fn running(&self) -> bool {
+        script(&["status"], &self.dir, &[]).code == 0
+    }
+
+    /// A `Command` for an OpenLDAP client tool (ldapsearch...) that ignores /etc/ldap/ldap.conf
+    /// and trusts the fixture's CA (LDAPTLS_CACERT). Note: LDAPNOINIT would make libldap ignore
+    /// the LDAPTLS_* variables too, so it is removed.
+    pub fn tool(&self, prog: &str) -> Command {
+        let mut c = Command::new(prog);
+        c.env("LDAPCONF", "/dev/null")
+            .env("LDAPRC", "/nonexistent-ldaprc")
+            .env_remove("LDAPNOINIT")
+            .env("LDAPTLS_CACERT", self.get("CA_FILE"));
+        c
+    }
+    /// Runs an OpenLDAP tool with `args`, bounded; see [`Slapd::tool`].
+    pub fn run_tool(&self, prog: &str, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut c = self.tool(prog);
+        c.args(args);
+        run_command(&mut c, stdin.map(str::as_bytes), TOOL_TIMEOUT)
+    }
+    /// ldapsearch -LLL with `args` (give -H, -x/-Y, -b ... yourself).
+    pub fn ldapsearch(&self, args: &[&str]) -> Run {
+        let mut a = vec!["-LLL", "-o", "ldif-wrap=no"];
+        a.extend_from_slice(args);
+        self.run_tool("ldapsearch", &a, None)
+    }
+    /// ldapsearch as root over ldapi (-Y EXTERNAL: sees everything, cn=config too). Returns the
+    /// LDIF; panics on error (noSuchObject included).
+    #[track_caller]
+    pub fn search_root(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
+        let url = self.ldapi_url();
+        let mut a = vec!["-Q", "-Y", "EXTERNAL", "-H", &url, "-b", base, filter];
+        a.extend_from_slice(attrs);
+        let r = self.ldapsearch(&a);
+        assert!(r.success(), "ldapsearch -b {base} {filter} failed ({}): {}", r.code, r.stderr);
+        r.stdout
+    }
+    /// ldapmodify as root over ldapi (-Y EXTERNAL); returns stdout, or Err(stderr).
+    pub fn try_ldapmodify(&self, ldif: &str) -> Result<String, String> {
+        let url = self.ldapi_url();
+        let r = self.run_tool("ldapmodify", &["-Q", "-Y", "EXTERNAL", "-H", &url], Some(ldif));
+        if r.success() {
+            Ok(r.stdout)
+        } else {
+            Err(format!("exit {}: {}", r.code, r.stderr))
+        }
+    }
+    /// ldapmodify as root over ldapi; panics with stderr on failure. Works on cn=config
+    /// (e.g. to change olcAccess of olcDatabase={1}mdb,cn=config) and on the data.
+    #[track_caller]
+    pub fn ldapmodify(&self, ldif: &str) {
+        if let Err(e) = self.try_ldapmodify(ldif) {
+            panic!("ldapmodify failed: {e}\n--- ldif\n{ldif}");
+        }
+    }
+    /// ldapadd (ldapmodify -a) as root over ldapi; panics on failure.
+    #[track_caller]
+    pub fn ldapadd(&self, ldif: &str) {
+        let url = self.ldapi_url();
+        let r = self.run_tool("ldapmodify", &["-a", "-Q", "-Y", "EXTERNAL", "-H", &url], Some(ldif));
+        assert!(r.success(), "ldapadd failed ({}): {}\n--- ldif\n{ldif}", r.code, r.stderr);
+    }
+    /// ldapdelete of `dn` as root over ldapi; panics on failure.
+    #[track_caller]
+    pub fn ldapdelete(&self, dn: &str) {
+        let url = self.ldapi_url();
+        let r = self.run_tool("ldapdelete", &["-Q", "-Y", "EXTERNAL", "-H", &url, dn], None);
+        assert!(r.success(), "ldapdelete {dn} failed ({}): {}", r.code, r.stderr);
+    }
+    /// Makes slapd serve another certificate from DIR (`"server"`, `"other"` for a
+    /// DNS:other.example-only name, `"expired"`): takes effect for new TLS connections at once.
+    pub fn use_server_cert(&self, name: &str) {
+        let dir = self.dir.display();
+        self.ldapmodify(&format!(
+            "dn: cn=config\nchangetype: modify\nreplace: olcTLSCertificateFile\n\
+             olcTLSCertificateFile: {dir}/{name}.pem\n-\nreplace: olcTLSCertificateKeyFile\n\
+             olcTLSCertificateKeyFile: {dir}/{name}.key\n-\n"
+        ));
+    }
+    /// Replaces the ACLs of the data (olcDatabase={1}mdb,cn=config) with `rules` (each an
+    /// olcAccess value without the {N} prefix). Keep a rule for root over ldapi if the test still
+    /// needs `ldapmodify`/`search_root` on the data (cn=config is not affected).
+    pub fn set_acls(&self, rules: &[&str]) {
+        let mut ldif = String::from("dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n");
+        for (i, r) in rules.iter().enumerate() {
+            ldif.push_str(&format!("olcAccess: {{{i}}}{r}\n"));
+        }
+        ldif.push_str("-\n");
+        self.ldapmodify(&ldif);
+    }
+
+    /// Stops slapd and removes DIR (what Drop does). Idempotent.
+    pub fn stop(&self) {
+        let r = script(&["stop"], &self.dir, &[]);
+        if !r.success() {
+            eprintln!("slapd.sh stop {} failed: {}{}", self.dir.display(), r.stdout, r.stderr);
+        }
+        if let Some((mut child, stdin)) = self.watchdog.lock().unwrap().take() {
+            drop(stdin); // the watchdog runs stop again (a no-op) and exits
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fake servers
+
+/// How a [`FakeServer`] misbehaves. All listen on 127.0.0.1 on a free port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeMode {
+    /// Accepts connections and never reads nor answers.
+    AcceptThenSilence,
+    /// Nothing listens on the port (bound, then closed): connections are refused at once.
+    Refuse,
+    /// Listens with a full accept queue (backlog set to 0 with listen(2) and filled): a further
+    /// connect gets no SYN-ACK and hangs until the client's connect timeout, like a blackholed
+    /// address.
+    Backlog,
+    /// Answers one LDAP StartTLS extended request with success (the bytes slapd sends), then
+    /// reads and discards everything (the ClientHello) without answering.
+    StartTlsThenSilence,
+    /// Accepts, reads and discards what comes (the TLS ClientHello), never answers.
+    SilentTlsHandshake,
+    /// Accepts and closes at once (the client sees EOF / reset).
+    CloseImmediately,
+}
+
+/// A misbehaving server on 127.0.0.1; stops (closing every connection) on Drop.
+pub struct FakeServer {
+    pub mode: FakeMode,
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    starttls_answered: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<u8>>>,
+    threads: Vec<JoinHandle<()>>,
+    held: Vec<TcpStream>,
+    listener: Option<TcpListener>,
+}
+
+mod sys {
+    unsafe extern "C" {
+        /// listen(2) from the C library std already links: calling it again on a listening
+        /// socket changes its backlog.
+        pub fn listen(fd: i32, backlog: i32) -> i32;
+    }
+}
+
+/// StartTLS OID as it appears in the request.
+const STARTTLS_OID: &[u8] = b"1.3.6.1.4.1.1466.20037";
+
+/// Reads one BER TLV (an LDAPMessage); None on EOF, error or a too large message.
+fn read_ber(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).ok()?;
+    let mut msg = head.to_vec();
+    let len = if head[1] & 0x80 == 0 {
+        head[1] as usize
+    } else {
+        let n = (head[1] & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut b = vec![0u8; n];
+        s.read_exact(&mut b).ok()?;
+        msg.extend_from_slice(&b);
+        b.iter().fold(0usize, |a, &x| (a << 8) | x as usize)
+    };
+    if len > 1 << 20 {
+        return None;
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    msg.extend_from_slice(&body);
+    Some(msg)
+}
+
+/// The ExtendedResponse (success, no responseName) to the LDAPMessage `req` when it is a
+/// StartTLS request: 30 0c 02 01 <id> 78 07 0a 01 00 04 00 04 00 for a one-byte message id.
+pub fn starttls_response(req: &[u8]) -> Option<Vec<u8>> {
+    if req.first() != Some(&0x30) {
+        return None;
+    }
+    let hdr = if req[1] & 0x80 == 0 { 2 } else { 2 + (req[1] & 0x7f) as usize };
+    let body = req.get(hdr..)?;
+    // messageID INTEGER (short form)
+    if body.first() != Some(&0x02) {
+        return None;
+    }
+    let idlen = *body.get(1)? as usize;
+    let id = body.get(2..2 + idlen)?;
+    let op = body.get(2 + idlen..)?;
+    // ExtendedRequest [APPLICATION 23] = 0x77, requestName [0] = 0x80
+    if op.first() != Some(&0x77) || !op.windows(STARTTLS_OID.len()).any(|w| w == STARTTLS_OID) {
+        return None;
+    }
+    let ext = [0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00];
+    let mut out = vec![0x30, (2 + idlen + ext.len()) as u8, 0x02, idlen as u8];
+    out.extend_from_slice(id);
+    out.extend_from_slice(&ext);
+    Some(out)
+}
+
+impl FakeServer {
+    pub fn start(mode: FakeMode) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let mut fs = FakeServer {
+            mode,
+            addr,
+            stop: Arc::new(AtomicBool::new(false)),
+            accepted: Arc::new(AtomicUsize::new(0)),
+            starttls_answered: Arc::new(AtomicUsize::new(0)),
+            received: Arc::new(Mutex::new(Vec::new())),
+            threads: Vec::new(),
+            held: Vec::new(),
+            listener: None,
+        };
+        match mode {
+            FakeMode::Refuse => drop(listener),
+            FakeMode::Backlog => {
+                use std::os::fd::AsRawFd;
+                // SAFETY: a plain syscall on a socket we own.
+                let rc = unsafe { sys::listen(listener.as_raw_fd(), 0) };
+                assert_eq!(rc, 0, "listen(fd, 0) failed");
+                // Fill the accept queue until a connect no longer completes.
+                for _ in 0..64 {
+                    match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                        Ok(s) => fs.held.push(s),
+                        Err(_) => break,
+                    }
+                }
+                fs.listener = Some(listener);
+            }
+            _ => {
+                listener.set_nonblocking(true).unwrap();
+                let stop = fs.stop.clone();
+                let accepted = fs.accepted.clone();
+                let answered = fs.starttls_answered.clone();
+                let received = fs.received.clone();
+                fs.threads.push(thread::spawn(move || accept_loop(listener, mode, stop, accepted, answered, received)));
+            }
+        }
+        fs
+    }
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+    /// ldap://127.0.0.1:PORT
+    pub fn ldap_url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port())
+    }
+    /// ldaps://127.0.0.1:PORT
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.port())
+    }
+    /// Connections accepted so far (0 for Refuse and Backlog).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+    /// StartTLS requests answered so far (StartTlsThenSilence).
+    pub fn starttls_answered(&self) -> usize {
+        self.starttls_answered.load(Ordering::SeqCst)
+    }
+    /// Bytes read so far from all connections (StartTlsThenSilence: after the StartTLS
+    /// request; SilentTlsHandshake: everything). A TLS ClientHello starts with 0x16 0x03.
+    pub fn received(&self) -> Vec<u8> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    mode: FakeMode,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut held = Vec::new();
+    let mut workers = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let _ = s.set_nonblocking(false);
+                match mode {
+                    FakeMode::CloseImmediately => {
+                        let _ = s.shutdown(Shutdown::Both);
+                    }
+                    FakeMode::AcceptThenSilence => held.push(s),
+                    _ => {
+                        let (stop, answered, received) = (stop.clone(), answered.clone(), received.clone());
+                        workers.push(thread::spawn(move || serve_conn(s, mode, stop, answered, received)));
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(5)),
+            Err(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    drop(held);
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+fn serve_conn(
+    mut s: TcpStream,
+    mode: FakeMode,
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<u8>>>,
+) {
+    if mode == FakeMode::StartTlsThenSilence {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+        let Some(req) = read_ber(&mut s) else { return };
+        match starttls_response(&req) {
+            Some(resp) => {
+                if s.write_all(&resp).is_err() {
+                    return;
+                }
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+            None => {} // not StartTLS: silence all the same
+        }
+    }
+    // Read and discard until stopped, never answering.
+    let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::SeqCst) {
+        match s.read(&mut buf) {
+            Ok(0) => return, // peer closed
+            Ok(n) => received.lock().unwrap().extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.held.clear();
+        self.listener = None;
+    }
+}
