@@ -434,6 +434,14 @@ fn fake_servers() {
     assert_eq!(f.starttls_answered(), 2);
     assert!(f.received().windows(2).any(|w| w == [0x16, 0x03]), "a ClientHello must have come");
 
+    // Drop is quick even with a connection that sent nothing
+    let f = FakeServer::start(FakeMode::StartTlsThenSilence);
+    let _idle = TcpStream::connect_timeout(&f.addr, Duration::from_secs(2)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let s0 = Instant::now();
+    drop(f);
+    assert!(s0.elapsed() < Duration::from_secs(1), "{:?}", s0.elapsed());
+
     let f = FakeServer::start(FakeMode::SilentTlsHandshake);
     let url = f.ldaps_url();
     let mut c = s.tool("ldapsearch");
@@ -442,4 +450,21 @@ fn fake_servers() {
     assert!(r.timed_out, "{r:?}");
     assert_eq!(f.accepted(), 1);
     assert_eq!(&f.received()[..2], &[0x16, 0x03], "a ClientHello must have come");
+}
+
+#[test]
+fn run_command_is_bounded() {
+    // a hang (with a grandchild holding the pipes) is killed at the bound, whole process group
+    let mut c = Command::new("sh");
+    c.args(["-c", "sleep 30 & echo started; sleep 30"]);
+    let r = run_command(&mut c, None, Duration::from_millis(500));
+    assert!(r.timed_out, "{r:?}");
+    assert_eq!(r.code, 128 + 9);
+    assert_eq!(r.stdout, "started\n");
+    assert!(r.elapsed < Duration::from_secs(5), "{r:?}");
+
+    let mut c = Command::new("sh");
+    c.args(["-c", "cat; echo err >&2; exit 3"]);
+    let r = run_command(&mut c, Some(b"in\n"), Duration::from_secs(10));
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str(), r.timed_out), (3, "in\n", "err\n", false));
 }

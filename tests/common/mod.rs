@@ -480,11 +480,10 @@ impl Slapd {
     pub fn try_ldapmodify(&self, ldif: &str) -> Result<String, String> {
         let url = self.ldapi_url();
         let r = self.run_tool("ldapmodify", &["-Q", "-Y", "EXTERNAL", "-H", &url], Some(ldif));
-        if r.success() {
-            Ok(r.stdout)
-        } else {
-            Err(format!("exit {}: {}", r.code, r.stderr))
+        if !r.success() {
+            return Err(format!("exit {}: {}", r.code, r.stderr));
         }
+        Ok(r.stdout)
     }
     /// ldapmodify as root over ldapi; panics with stderr on failure. Works on cn=config
     /// (e.g. to change olcAccess of olcDatabase={1}mdb,cn=config) and on the data.
@@ -604,30 +603,29 @@ mod sys {
 /// StartTLS OID as it appears in the request.
 const STARTTLS_OID: &[u8] = b"1.3.6.1.4.1.1466.20037";
 
-/// Reads one BER TLV (an LDAPMessage); None on EOF, error or a too large message.
-fn read_ber(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut head = [0u8; 2];
-    s.read_exact(&mut head).ok()?;
-    let mut msg = head.to_vec();
-    let len = if head[1] & 0x80 == 0 {
-        head[1] as usize
-    } else {
-        let n = (head[1] & 0x7f) as usize;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut b = vec![0u8; n];
-        s.read_exact(&mut b).ok()?;
-        msg.extend_from_slice(&b);
-        b.iter().fold(0usize, |a, &x| (a << 8) | x as usize)
-    };
-    if len > 1 << 20 {
+/// Total length of the BER TLV (an LDAPMessage) at the start of `buf`: None while more bytes are
+/// needed, Some(Err(())) when it is not one (or is larger than 1 MiB).
+fn ber_len(buf: &[u8]) -> Option<Result<usize, ()>> {
+    if buf.len() < 2 {
         return None;
     }
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).ok()?;
-    msg.extend_from_slice(&body);
-    Some(msg)
+    if buf[0] != 0x30 {
+        return Some(Err(()));
+    }
+    let (hdr, len) = if buf[1] & 0x80 == 0 {
+        (2, buf[1] as usize)
+    } else {
+        let n = (buf[1] & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return Some(Err(()));
+        }
+        let b = buf.get(2..2 + n)?;
+        (2 + n, b.iter().fold(0usize, |a, &x| (a << 8) | x as usize))
+    };
+    if len > 1 << 20 {
+        return Some(Err(()));
+    }
+    Some(Ok(hdr + len))
 }
 
 /// The ExtendedResponse (success, no responseName) to the LDAPMessage `req` when it is a
@@ -767,29 +765,40 @@ fn serve_conn(
     answered: Arc<AtomicUsize>,
     received: Arc<Mutex<Vec<u8>>>,
 ) {
-    if mode == FakeMode::StartTlsThenSilence {
-        let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
-        let Some(req) = read_ber(&mut s) else { return };
-        match starttls_response(&req) {
-            Some(resp) => {
-                if s.write_all(&resp).is_err() {
-                    return;
-                }
-                answered.fetch_add(1, Ordering::SeqCst);
-            }
-            None => {} // not StartTLS: silence all the same
-        }
-    }
-    // Read and discard until stopped, never answering.
+    // Short read timeouts so that Drop never waits long for this thread.
     let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut want_starttls = mode == FakeMode::StartTlsThenSilence;
+    let mut pending = Vec::new();
     let mut buf = [0u8; 4096];
     while !stop.load(Ordering::SeqCst) {
-        match s.read(&mut buf) {
+        let n = match s.read(&mut buf) {
             Ok(0) => return, // peer closed
-            Ok(n) => received.lock().unwrap().extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(_) => return,
+        };
+        if !want_starttls {
+            received.lock().unwrap().extend_from_slice(&buf[..n]);
+            continue;
         }
+        pending.extend_from_slice(&buf[..n]);
+        let rest = match ber_len(&pending) {
+            None => continue,
+            Some(Ok(len)) if pending.len() < len => continue,
+            Some(Ok(len)) => {
+                // answer a StartTLS request; anything else: silence all the same
+                if let Some(resp) = starttls_response(&pending[..len]) {
+                    if s.write_all(&resp).is_err() {
+                        return;
+                    }
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+                pending.split_off(len)
+            }
+            Some(Err(())) => std::mem::take(&mut pending),
+        };
+        want_starttls = false;
+        received.lock().unwrap().extend_from_slice(&rest);
     }
 }
 
