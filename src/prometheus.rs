@@ -1,0 +1,237 @@
+//! `--prometheus-textfile PATH`: the check's result in the Prometheus text exposition format, for
+//! node_exporter's textfile collector (`--collector.textfile.directory`), written atomically after every check.
+//!
+//! Metrics (label `map` is the map path as given, which is unique; `server` is the server URL):
+//! - `ldap_health_check_up{map}`: 1 when Postfix can use the map (state OK or WARNING), 0 when it cannot
+//!   (CRITICAL or UNKNOWN);
+//! - `ldap_health_check_map_status{map}`: the map's state as a Nagios code (0 OK .. 3 UNKNOWN);
+//! - `ldap_health_check_server_up{map,server}`: 1 when the server completed every stage for the map (connect,
+//!   STARTTLS/TLS, bind, the search of the map's base), whatever its role, else 0;
+//! - `ldap_health_check_response_seconds{map,server}`: that server's time for the map (connect to the end of the
+//!   map's search), only for servers that completed;
+//! - `ldap_health_check_duration_seconds`, `ldap_health_check_exit_status` (0..3), and
+//!   `ldap_health_check_last_run_timestamp_seconds` for the whole check;
+//! - `ldap_health_check_last_success_timestamp_seconds`: when a check last found the directory usable
+//!   (exit status 0 or 1). A one-shot probe keeps no state, so a failing check carries the value over from the
+//!   file it replaces; the sample is absent until a first check succeeds.
+//!
+//! A server listed twice in one map (a load balancer, as Postfix 3.12's manual suggests) is reported once, by
+//! its first position: two samples with the same labels would make node_exporter reject the whole file.
+//! Rendering never decides a state: everything comes from the [`Report`].
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, Write as _};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::verdict::{MapVerdict, Report, State};
+
+const LAST_SUCCESS: &str = "ldap_health_check_last_success_timestamp_seconds";
+
+/// The textfile for one check. `previous_success` is the last-success time read from the file it replaces.
+pub fn render(report: &Report, finished: SystemTime, previous_success: Option<f64>) -> String {
+    render_parts(report.state, report.elapsed, &report.maps, finished, previous_success)
+}
+
+/// The textfile for a check of `maps` that ended in `state` after `elapsed` (no maps: a check that could not start).
+pub fn render_parts(
+    state: State,
+    elapsed: Duration,
+    maps: &[MapVerdict],
+    finished: SystemTime,
+    previous_success: Option<f64>,
+) -> String {
+    let now = finished.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    let mut out = String::new();
+    let map_label = |m: &MapVerdict| format!("map=\"{}\"", label_value(&m.path.to_string_lossy()));
+
+    family(
+        &mut out,
+        "ldap_health_check_up",
+        "Whether Postfix can use the map: 1 when OK or WARNING, 0 when CRITICAL or UNKNOWN.",
+    );
+    for m in maps {
+        let up = u8::from(matches!(m.state, State::Ok | State::Warning));
+        let _ = writeln!(out, "ldap_health_check_up{{{}}} {up}", map_label(m));
+    }
+    family(&mut out, "ldap_health_check_map_status", "The map's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.");
+    for m in maps {
+        let _ = writeln!(out, "ldap_health_check_map_status{{{}}} {}", map_label(m), m.state.code());
+    }
+    family(
+        &mut out,
+        "ldap_health_check_server_up",
+        "Whether the server completed every stage for the map (connect, STARTTLS/TLS, bind, search): 1 or 0.",
+    );
+    let mut response = String::new();
+    for m in maps {
+        let mut seen = HashSet::new();
+        for s in m.servers.iter().filter(|s| seen.insert(s.url.as_str())) {
+            let labels = format!("{},server=\"{}\"", map_label(m), label_value(&s.url));
+            let _ = writeln!(out, "ldap_health_check_server_up{{{labels}}} {}", u8::from(s.failure.is_none()));
+            if s.failure.is_none() {
+                let _ =
+                    writeln!(response, "ldap_health_check_response_seconds{{{labels}}} {:.6}", s.elapsed.as_secs_f64());
+            }
+        }
+    }
+    family(
+        &mut out,
+        "ldap_health_check_response_seconds",
+        "Time the server took for the map, from connect to the end of the map's search (servers that completed).",
+    );
+    out.push_str(&response);
+    family(&mut out, "ldap_health_check_duration_seconds", "Wall time of the whole check.");
+    let _ = writeln!(out, "ldap_health_check_duration_seconds {:.6}", elapsed.as_secs_f64());
+    family(
+        &mut out,
+        "ldap_health_check_exit_status",
+        "The check's exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    );
+    let _ = writeln!(out, "ldap_health_check_exit_status {}", state.code());
+    family(&mut out, "ldap_health_check_last_run_timestamp_seconds", "When the last check finished, in Unix time.");
+    let _ = writeln!(out, "ldap_health_check_last_run_timestamp_seconds {now:.3}");
+    let last_success = if matches!(state, State::Ok | State::Warning) { Some(now) } else { previous_success };
+    if let Some(t) = last_success {
+        family(
+            &mut out,
+            LAST_SUCCESS,
+            "When a check last found the directory usable (exit status 0 or 1), in Unix time.",
+        );
+        let _ = writeln!(out, "{LAST_SUCCESS} {t:.3}");
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+/// A label value as the exposition format wants it: `\` as `\\`, `"` as `\"`, a newline as `\n`.
+pub fn label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The last-success time in a textfile this tool wrote before, if any.
+pub fn previous_success(text: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(LAST_SUCCESS)?.strip_prefix(' ')?;
+        value.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)
+    })
+}
+
+/// Write the textfile for `report` to `path`, carrying the last-success time over from the file it replaces.
+pub fn write(path: &Path, report: &Report, finished: SystemTime) -> io::Result<()> {
+    let previous = fs::read_to_string(path).ok().and_then(|t| previous_success(&t));
+    write_atomically(path, &render(report, finished, previous))
+}
+
+/// Write the textfile for a check that could not start (exit status 3, no maps).
+pub fn write_unknown(path: &Path, finished: SystemTime) -> io::Result<()> {
+    let previous = fs::read_to_string(path).ok().and_then(|t| previous_success(&t));
+    write_atomically(path, &render_parts(State::Unknown, Duration::ZERO, &[], finished, previous))
+}
+
+/// Replace `path` with `text` atomically: write a temporary file in the same directory (`.NAME.PID.tmp`, which
+/// the textfile collector ignores: it reads only `*.prom`), sync it, give it mode 0644 whatever the umask (the
+/// collector runs as another user; the file holds no secret), and rename it over `path`. On failure the
+/// temporary file is removed and `path` is left as it was.
+pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?
+        .to_string_lossy();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        file.set_permissions(fs::Permissions::from_mode(0o644))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{Role, ServerVerdict};
+
+    fn server(url: &str, ok: bool) -> ServerVerdict {
+        ServerVerdict {
+            url: url.into(),
+            role: Role::Decides,
+            address: None,
+            stages: vec![],
+            search: None,
+            failure: (!ok).then(|| crate::probe::Failure {
+                stage: crate::probe::Stage::Connect,
+                timed_out: false,
+                message: "refused".into(),
+            }),
+            tls_note: None,
+            elapsed: Duration::from_millis(2),
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value(r#"a\b"c"#), r#"a\\b\"c"#);
+        assert_eq!(label_value("l1\nl2"), "l1\\nl2");
+    }
+
+    #[test]
+    fn last_success_is_set_when_usable_and_carried_over_otherwise() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ok = render_parts(State::Warning, Duration::ZERO, &[], at, Some(5.0));
+        assert!(ok.contains("\nldap_health_check_last_success_timestamp_seconds 1700000000.000\n"), "{ok}");
+        assert_eq!(previous_success(&ok), Some(1_700_000_000.0));
+        let bad = render_parts(State::Critical, Duration::ZERO, &[], at, Some(5.0));
+        assert!(bad.contains("\nldap_health_check_last_success_timestamp_seconds 5.000\n"), "{bad}");
+        let never = render_parts(State::Unknown, Duration::ZERO, &[], at, None);
+        assert!(!never.contains(LAST_SUCCESS), "{never}");
+        assert!(never.contains("\nldap_health_check_exit_status 3\n"), "{never}");
+    }
+
+    #[test]
+    fn a_server_listed_twice_is_reported_once() {
+        let map = MapVerdict {
+            name: "m.cf".into(),
+            path: "/etc/postfix/m\"1.cf".into(),
+            location: "m.cf".into(),
+            state: State::Warning,
+            reason: None,
+            base: None,
+            elapsed: None,
+            servers: vec![server("ldap://a:389", false), server("ldap://b:389", true), server("ldap://a:389", true)],
+            warnings: vec![],
+            canaries: vec![],
+            used_by: vec![],
+        };
+        let text = render_parts(State::Warning, Duration::ZERO, &[map], UNIX_EPOCH, None);
+        let labels = r#"map="/etc/postfix/m\"1.cf",server="ldap://a:389""#;
+        assert_eq!(text.matches(labels).count(), 1, "{text}");
+        assert!(text.contains(&format!("ldap_health_check_server_up{{{labels}}} 0\n")), "{text}");
+        assert!(text.contains("ldap_health_check_up{map=\"/etc/postfix/m\\\"1.cf\"} 1\n"), "{text}");
+    }
+}
