@@ -4,6 +4,9 @@
 #   make test      install missing test dependencies (Debian, as root), then run every test
 #   make install   PREFIX=/usr/local DESTDIR= BINDIR= SYSTEMDUNITDIR= ... (see README)
 #   make lint      cargo fmt --check and clippy -D warnings
+#   make bench     measure against ldapsearch/check_ldap/postmap on a throwaway slapd; writes docs/benchmarks.md
+#   make fuzz      the property tests (tests/props.rs) with many more cases (PROPTEST_CASES, default 100000)
+#   make man       regenerate the man page and shell completions after a change of options (commit them)
 
 CARGO   ?= cargo
 INSTALL ?= install
@@ -19,11 +22,11 @@ BIN := target/release/ldap-health-check
 
 # Debian packages the tests use: a real slapd and its tools, Postfix's own postmap as the oracle,
 # the peers for benchmarks, and what the systemd sandbox needs.
-TEST_DEPS := slapd ldap-utils openssl postfix postfix-ldap util-linux iproute2 procps systemd python3
+TEST_DEPS := slapd ldap-utils openssl postfix postfix-ldap util-linux iproute2 procps systemd python3 man-db
 BENCH_DEPS := $(TEST_DEPS) monitoring-plugins-standard hyperfine time libnet-ldap-perl
 DEMO_DEPS := slapd ldap-utils openssl
 
-.PHONY: all build release test test-deps lint demo bench install uninstall clean
+.PHONY: all build release test test-deps lint demo bench fuzz install uninstall clean
 
 all: release
 
@@ -49,6 +52,14 @@ demo: release
 	scripts/install-deps.sh $(DEMO_DEPS)
 	scripts/demo.sh $(BIN)
 
+bench: release
+	scripts/install-deps.sh $(BENCH_DEPS)
+	scripts/bench.sh $(BIN)
+
+PROPTEST_CASES ?= 100000
+fuzz:
+	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --locked --release --test props
+
 clean:
 	$(CARGO) clean
 
@@ -59,8 +70,8 @@ clean:
 # empty and systemd running it runs `systemctl daemon-reload`. Packagers: DESTDIR=... SYSTEMDUNITDIR=$$(pkg-config
 # --variable=systemdsystemunitdir systemd). NOBUILD=1 installs $(INSTALL_BIN) as it is, without cargo
 # (the systemd end-to-end test installs the test build this way).
-# `make uninstall` (same variables) removes exactly those files; on a live system it first disables and
-# stops the timer, the .path unit and the boot check (what `systemctl enable ldap-health-check.timer` set up).
+# `make uninstall` (same variables) removes exactly those files; on a live system it first undoes
+# `systemctl enable --now ldap-health-check.timer` and resets the two latches (neither touches Postfix).
 INSTALL_BIN ?= $(BIN)
 UNIT_TEMPLATES := ldap-health-check.service
 UNIT_FILES := ldap-health-check.timer ldap-health-check.path \
@@ -70,8 +81,7 @@ LIVE_SYSTEMD = [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]
 
 .PHONY: install-bin install-units install-doc uninstall-bin uninstall-units uninstall-doc
 
-# man pages and shell completions: add install-man / install-completions (and their uninstall-*) here
-install: install-bin install-units install-doc
+install: install-bin install-units install-doc install-man install-completions
 	if $(LIVE_SYSTEMD); then systemctl daemon-reload; fi
 
 install-bin: $(if $(NOBUILD),,$(BIN))
@@ -89,12 +99,15 @@ install-units:
 install-doc:
 	$(INSTALL) -Dm644 units/ldap-health-check.default $(DESTDIR)$(DOCDIR)/$(EXAMPLE_ENV)
 
-uninstall: uninstall-units uninstall-bin uninstall-doc
+uninstall: uninstall-units uninstall-bin uninstall-doc uninstall-man uninstall-completions
 	if $(LIVE_SYSTEMD); then systemctl daemon-reload; fi
 
+# A running check is left to finish: stopping it would count as a failed check and stop Postfix.
 uninstall-units:
 	if $(LIVE_SYSTEMD); then \
-	  systemctl disable --now ldap-health-check.timer ldap-health-check.path ldap-health-check.service || :; \
+	  systemctl disable --now ldap-health-check.timer ldap-health-check.path || :; \
+	  systemctl disable ldap-health-check.service || :; \
+	  systemctl stop ldap-health-check-stop-postfix.service ldap-health-check-start-postfix.service || :; \
 	fi
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNIT_TEMPLATES) $(UNIT_FILES))
 
@@ -103,4 +116,33 @@ uninstall-bin:
 
 uninstall-doc:
 	rm -f $(DESTDIR)$(DOCDIR)/$(EXAMPLE_ENV)
-	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || :
+
+# ---- man page and shell completions ------------------------------------------------------------------------
+# Generated from the CLI definition (src/cli.rs) plus man/sections.roff by examples/generate.rs, and committed:
+# `make man` regenerates them after a change of options (tests/generated.rs fails until it is run).
+# `make install` puts them under $(MANDIR)/man8 and the shells' system-wide completion directories.
+MAN_PAGE := man/ldap-health-check.8
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+
+.PHONY: man install-man install-completions uninstall-man uninstall-completions
+
+man:
+	$(CARGO) run --locked --quiet --example generate
+
+install-man:
+	$(INSTALL) -Dm644 $(MAN_PAGE) $(DESTDIR)$(MANDIR)/man8/ldap-health-check.8
+
+install-completions:
+	$(INSTALL) -Dm644 completions/ldap-health-check.bash $(DESTDIR)$(BASHCOMPDIR)/ldap-health-check
+	$(INSTALL) -Dm644 completions/_ldap-health-check $(DESTDIR)$(ZSHCOMPDIR)/_ldap-health-check
+	$(INSTALL) -Dm644 completions/ldap-health-check.fish $(DESTDIR)$(FISHCOMPDIR)/ldap-health-check.fish
+
+uninstall-man:
+	rm -f $(DESTDIR)$(MANDIR)/man8/ldap-health-check.8
+
+uninstall-completions:
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/ldap-health-check $(DESTDIR)$(ZSHCOMPDIR)/_ldap-health-check \
+	      $(DESTDIR)$(FISHCOMPDIR)/ldap-health-check.fish

@@ -5,14 +5,17 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Format};
 use crate::config;
+use crate::discover::{self, MapSource};
+use crate::json;
 use crate::logging::{Level, Logger};
 use crate::output;
 use crate::plan::Plan;
 use crate::probe;
+use crate::prometheus;
 use crate::verdict::{self, Report, State, Thresholds};
 
 /// Postfix's default `timeout`, used as the deadline when no map could be read.
@@ -21,29 +24,84 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The environment variable that lists the map files when no `--conffile` is given.
 pub const CONFFILE_ENV: &str = "LDAP_HEALTH_CHECK_CONFFILE";
 
+/// The environment variable for `--prometheus-textfile` (an empty value counts as unset, so that an
+/// `/etc/default/ldap-health-check` line `LDAP_HEALTH_CHECK_PROMETHEUS_TEXTFILE=` is no usage error).
+pub const PROMETHEUS_TEXTFILE_ENV: &str = "LDAP_HEALTH_CHECK_PROMETHEUS_TEXTFILE";
+
+/// What one check looks at: the maps, the `--canary` keys, Postfix's configuration directory (for `domain`
+/// tables).
+#[derive(Clone, Debug, Default)]
+pub struct Targets {
+    pub maps: Vec<MapSource>,
+    pub canaries: Vec<String>,
+    pub postfix_config: Option<PathBuf>,
+}
+
 /// Run the checks `cli` asks for and return the process exit status.
 pub fn run(cli: &Cli) -> ExitCode {
     let mut log = Logger::new(cli.verbose, cli.syslog);
     let paths = conffiles(&cli.conffile, std::env::var_os(CONFFILE_ENV));
+    if let Some(key) = &cli.query {
+        if paths.len() != 1 {
+            eprintln!("ldap-health-check: --query KEY needs exactly one map: --query KEY -f FILE");
+            return ExitCode::from(State::Unknown.code());
+        }
+        return crate::query::run(&paths[0], key, cli.timeout, cli.postfix_config.as_deref(), cli.verbose);
+    }
+    let mut targets = Targets { canaries: cli.canary.clone(), ..Targets::default() };
     if paths.is_empty() {
-        let line = format!("no map file given: use --conffile /etc/postfix/FILE.cf or set {CONFFILE_ENV}");
-        return unknown(&mut log, &line);
+        // No map given: every LDAP map that Postfix's own configuration uses.
+        let dir = discover::config_dir(cli.postfix_config.as_deref());
+        match discover::discover(&dir) {
+            Ok(maps) if maps.is_empty() => {
+                let line = format!(
+                    "no ldap: map in the Postfix configuration {} (main.cf, master.cf): give the maps with \
+                     --conffile /etc/postfix/FILE.cf or set {CONFFILE_ENV}",
+                    dir.display()
+                );
+                return unknown(cli, &mut log, &line);
+            }
+            Ok(maps) => targets.maps = maps,
+            Err(e) => return unknown(cli, &mut log, &e),
+        }
+        targets.postfix_config = Some(dir);
+    } else {
+        targets.maps = paths.into_iter().map(MapSource::file).collect();
+        targets.postfix_config = cli.postfix_config.clone();
     }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => return unknown(&mut log, &format!("cannot start the I/O runtime: {e}")),
+        Err(e) => return unknown(cli, &mut log, &format!("cannot start the I/O runtime: {e}")),
     };
     let thresholds = Thresholds { warning: cli.warning.clone(), critical: cli.critical.clone() };
+    let textfile = textfile_path(cli);
     let code = loop {
-        let report = check(&rt, &paths, cli.timeout, &thresholds, &mut log);
-        let failing = matches!(report.state, State::Critical | State::Unknown);
-        if cli.debug {
-            print(&output::debug_lines(&report));
-            let detail = output::nagios(&report, &thresholds, cli.verbose.max(1));
-            print(&detail.lines().map(|l| format!("DEBUG: {l}\n")).collect::<String>());
+        let (report, deadline) = check(&rt, &targets, cli.timeout, &thresholds, &mut log);
+        let finished = SystemTime::now();
+        if let Some(path) = &textfile {
+            write_textfile(&mut log, path, prometheus::write(path, &report, finished));
         }
-        if cli.once || failing {
-            print(&output::nagios(&report, &thresholds, cli.verbose));
+        let failing = matches!(report.state, State::Critical | State::Unknown);
+        let last = cli.once || failing;
+        match cli.format {
+            Format::Nagios => {
+                if cli.debug {
+                    print(&output::debug_lines(&report));
+                    let detail = output::nagios(&report, &thresholds, cli.verbose.max(1));
+                    print(&detail.lines().map(|l| format!("DEBUG: {l}\n")).collect::<String>());
+                }
+                if last {
+                    print(&output::nagios(&report, &thresholds, cli.verbose));
+                }
+            }
+            // JSON Lines: one object where the Nagios line would be printed, or at every check with --debug
+            // (instead of the DEBUG: lines, which would not be JSON).
+            Format::Json if last || cli.debug => {
+                print(&json::render(&report, &json::Context { deadline, thresholds: &thresholds, finished }))
+            }
+            Format::Json => {}
+        }
+        if last {
             break report.state.code();
         }
         std::thread::sleep(cli.interval);
@@ -65,28 +123,39 @@ fn conffiles(given: &[PathBuf], env: Option<OsString>) -> Vec<PathBuf> {
     paths
 }
 
-/// One complete check of `paths` under one deadline.
+/// One complete check of `targets` under one deadline; returns the report and that deadline.
 pub fn check(
     rt: &tokio::runtime::Runtime,
-    paths: &[PathBuf],
+    targets: &Targets,
     timeout: Option<Duration>,
     thresholds: &Thresholds,
     log: &mut Logger,
-) -> Report {
+) -> (Report, Duration) {
     let start = Instant::now();
-    let loaded: Vec<Result<config::Map, config::ConfigError>> = paths.iter().map(|p| config::load(p)).collect();
+    let loaded: Vec<Result<config::Map, config::ConfigError>> = targets.maps.iter().map(MapSource::load).collect();
     let maps: Vec<config::Map> = loaded.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    let used_by: Vec<Vec<String>> =
+        targets.maps.iter().zip(&loaded).filter(|(_, r)| r.is_ok()).map(|(m, _)| m.used_by.clone()).collect();
     let deadline = timeout.unwrap_or_else(|| {
         maps.iter().map(|m| Duration::from_secs(u64::from(m.timeout))).max().unwrap_or(DEFAULT_TIMEOUT)
     });
-    let plan = Plan::new(maps);
+    // `domain = type:table` entries are asked through postmap, within the deadline.
+    let config_dir = targets.postfix_config.as_deref();
+    let mut table = |t: &str, k: &str| {
+        crate::lookup::postmap_table_lookup(config_dir, t, k, deadline.saturating_sub(start.elapsed()))
+    };
+    let mut plan = Plan::with_canaries(maps, &targets.canaries, &mut table);
+    for (mp, users) in plan.maps.iter_mut().zip(used_by) {
+        mp.used_by = users;
+    }
     let reports = probe::run(rt, &plan.jobs, start, deadline);
     let mut decided = verdict::decide(&plan, &reports).into_iter();
     let verdicts: Vec<_> = loaded
         .iter()
-        .filter_map(|r| match r {
+        .zip(&targets.maps)
+        .filter_map(|(r, source)| match r {
             Ok(_) => decided.next(),
-            Err(e) => Some(verdict::config_failure(e)),
+            Err(e) => Some(verdict::MapVerdict { used_by: source.used_by.clone(), ..verdict::config_failure(e) }),
         })
         .collect();
     for w in verdicts.iter().flat_map(|v| &v.warnings) {
@@ -99,14 +168,37 @@ pub fn check(
         State::Critical | State::Unknown => Level::Err,
     };
     log.verdict(level, &format!("LDAP {} - {}", report.state, report.summary()));
-    report
+    (report, deadline)
 }
 
-/// Print an UNKNOWN line for a problem that prevents any check, and return exit status 3.
-pub fn unknown(log: &mut Logger, message: &str) -> ExitCode {
-    print(&format!("LDAP UNKNOWN - {message}\n"));
+/// Report UNKNOWN for a problem that prevents any check (in the `--format` asked for, and in the textfile),
+/// and return exit status 3.
+pub fn unknown(cli: &Cli, log: &mut Logger, message: &str) -> ExitCode {
+    let finished = SystemTime::now();
+    if let Some(path) = textfile_path(cli) {
+        write_textfile(log, &path, prometheus::write_unknown(&path, finished));
+    }
+    match cli.format {
+        Format::Nagios => print(&format!("LDAP UNKNOWN - {message}\n")),
+        Format::Json => print(&json::render_unknown(message, finished)),
+    }
     log.verdict(Level::Err, &format!("LDAP UNKNOWN - {message}"));
     ExitCode::from(State::Unknown.code())
+}
+
+/// `--prometheus-textfile`, else a non-empty `$LDAP_HEALTH_CHECK_PROMETHEUS_TEXTFILE`.
+fn textfile_path(cli: &Cli) -> Option<PathBuf> {
+    cli.prometheus_textfile
+        .clone()
+        .or_else(|| std::env::var_os(PROMETHEUS_TEXTFILE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+}
+
+/// A textfile that cannot be written is a warning on stderr: the verdict is about the directory, not about
+/// the metrics file (Prometheus notices the stale `ldap_health_check_last_run_timestamp_seconds`).
+fn write_textfile(log: &mut Logger, path: &std::path::Path, result: std::io::Result<()>) {
+    if let Err(e) = result {
+        log.log(Level::Warning, &format!("--prometheus-textfile {}: cannot write: {e}", path.display()));
+    }
 }
 
 /// Write to stdout; a closed pipe (a monitoring agent that went away) is not an error worth a panic.

@@ -9,21 +9,29 @@ use crate::range::Range;
 
 /// Check the LDAP directory behind Postfix's LDAP maps (ldap_table(5)) the way Postfix uses it.
 ///
-/// Reads each map file as Postfix does, probes every server of every map concurrently under one deadline
-/// (connect, STARTTLS/TLS, bind, base search), decides as Postfix would experience it (servers are tried in
-/// order; Postfix fails over only when a connect fails), prints one Nagios line and exits
-/// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+/// Reads each map file as Postfix does (given with -f, or every ldap: and proxy:ldap: map that Postfix's own
+/// configuration uses), probes every server of every map concurrently under one deadline (connect,
+/// STARTTLS/TLS, bind, base search, then the canary lookups), decides as Postfix would experience it (servers
+/// are tried in order; Postfix fails over only when a connect fails; a canary key not found means Postfix
+/// answers 550 User unknown), prints one Nagios line and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+/// With --query KEY it looks one key up exactly as `postmap -q KEY ldap:FILE` does instead.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "ldap-health-check",
     version,
     after_help = "Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for usage errors; --help and --version exit 0).\n\
                   Without --once the check repeats every --interval while the directory is usable and exits 2 at the\n\
-                  first failing check (the shape of the old ldap-health-check daemon)."
+                  first failing check (the shape of the old ldap-health-check daemon).\n\
+                  Canaries: keys that must resolve, from --canary (every map) and from `health_check_key = k1, k2` in a\n\
+                  map file (that map only; Postfix ignores the parameter). Not found: CRITICAL (Postfix answers 550);\n\
+                  lookup error: CRITICAL (451); a key Postfix never looks up (outside `domain`...): UNKNOWN.\n\
+                  --query KEY -f FILE prints what `postmap -q KEY ldap:FILE` prints and exits 0 found, 1 not found,\n\
+                  2 lookup error (the reason on stderr), 3 usage error.\n\
+                  Without -f and $LDAP_HEALTH_CHECK_CONFFILE the maps come from `postconf -c DIR` (--postfix-config)."
 )]
 pub struct Cli {
-    /// A Postfix ldap_table(5) map file; repeat for several maps
-    /// [default: the space-separated paths in $LDAP_HEALTH_CHECK_CONFFILE]
+    /// A Postfix ldap_table(5) map file; repeat for several maps [default: the space-separated paths in
+    /// $LDAP_HEALTH_CHECK_CONFFILE, else every LDAP map of the Postfix configuration (--postfix-config)]
     #[arg(short = 'f', long = "conffile", value_name = "PATH", action = ArgAction::Append)]
     pub conffile: Vec<PathBuf>,
 
@@ -48,7 +56,8 @@ pub struct Cli {
     #[arg(short = 'c', long, value_name = "RANGE", allow_hyphen_values = true)]
     pub critical: Option<Range>,
 
-    /// Long output: one line per map and per server with each stage's timing or error; repeat for more
+    /// Long output: one line per map and per server with each stage's timing or error, each canary with its
+    /// value, the Postfix parameters that use each discovered map; repeat for more
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
 
@@ -59,6 +68,43 @@ pub struct Cli {
     /// Also log to the local syslog (facility mail); a missing syslog socket is only a warning
     #[arg(long)]
     pub syslog: bool,
+
+    /// What stdout carries for each check: the Nagios line, or one JSON object on one line. Without --once,
+    /// only the failing check that ends the loop prints (every check with --debug)
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Nagios)]
+    pub format: Format,
+
+    /// Also write the result of every check to PATH in the Prometheus text format, atomically, for
+    /// node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/ldap-health-check.prom);
+    /// a failed write is a warning on stderr and does not change the verdict
+    /// [default: $LDAP_HEALTH_CHECK_PROMETHEUS_TEXTFILE when set and not empty]
+    #[arg(long, value_name = "PATH")]
+    pub prometheus_textfile: Option<PathBuf>,
+
+    /// A key that must resolve in every map of the run (repeatable), e.g. postmaster@example.com: not found
+    /// is CRITICAL (Postfix would answer 550 User unknown). Per-map keys: `health_check_key = k1, k2` in the map
+    #[arg(long, value_name = "KEY", action = ArgAction::Append)]
+    pub canary: Vec<String>,
+
+    /// Look KEY up in the one map given with -f, exactly as `postmap -q KEY ldap:FILE` does, print the result
+    /// and exit 0 found, 1 not found, 2 lookup error (reason on stderr)
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["canary", "once"])]
+    pub query: Option<std::ffi::OsString>,
+
+    /// Postfix's configuration directory, read with `postconf -c DIR` to find every ldap: map when no map
+    /// file is given [default: $MAIL_CONFIG, else /etc/postfix]
+    #[arg(long, value_name = "DIR")]
+    pub postfix_config: Option<PathBuf>,
+}
+
+/// The stdout format (`--format`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// The Nagios plugin line, with long output after it with -v
+    #[default]
+    Nagios,
+    /// JSON Lines, described by docs/json-schema.json
+    Json,
 }
 
 /// A duration as humantime (`2s`, `500ms`, `1m 30s`) or bare seconds (`10`, `0.5`), like Postfix's `timeout`.

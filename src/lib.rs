@@ -2,16 +2,24 @@
 //!
 //! The pipeline, one module per stage: [`cli`] -> [`config`] (map files) -> [`plan`] (distinct connections)
 //! -> [`probe`] (every server at once, one deadline; [`tls`] settings) -> [`verdict`] (Postfix's failover
-//! model, thresholds) -> [`output`] (Nagios text) and [`logging`] (stderr/journal, syslog). [`check`] runs
-//! the pipeline once or in a loop.
+//! model, thresholds) -> [`output`] (Nagios text), [`json`] (`--format json`), [`prometheus`] (textfile) and
+//! [`logging`] (stderr/journal, syslog). [`check`] runs the pipeline once or in a loop. [`discover`] finds the
+//! maps in Postfix's main.cf/master.cf; [`lookup`] looks keys up as Postfix's dict_ldap does (canaries in the
+//! probe, and [`query`] for `--query`), folding them as Postfix does ([`casefold`]).
 
+pub mod casefold;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod discover;
+pub mod json;
 pub mod logging;
+pub mod lookup;
 pub mod output;
 pub mod plan;
 pub mod probe;
+pub mod prometheus;
+pub mod query;
 pub mod range;
 pub mod tls;
 pub mod verdict;
@@ -34,8 +42,14 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             // One clear line on stdout for the monitoring system, the hint on stderr for a person.
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            println!("LDAP UNKNOWN - invalid arguments: {first}");
-            eprintln!("Usage: ldap-health-check [--once] -f MAP.cf [OPTIONS]; try 'ldap-health-check --help'");
+            let line = format!("LDAP UNKNOWN - invalid arguments: {first}");
+            println!("{line}");
+            // Under systemd stdout may go nowhere: the journal gets the reason at priority err.
+            let mut log = logging::Logger::new(0, false);
+            log.verdict(logging::Level::Err, &line);
+            if !log.journal() {
+                eprintln!("Usage: ldap-health-check [--once] -f MAP.cf [OPTIONS]; try 'ldap-health-check --help'");
+            }
             ExitCode::from(verdict::State::Unknown.code())
         }
     }

@@ -64,9 +64,10 @@ impl Logger {
     }
 
     /// Log the outcome of a check. On a terminal the verdict is already on stdout, so it is not repeated on
-    /// stderr; in the journal and in syslog it is logged at the priority of its state.
+    /// stderr; in the journal and in syslog it is logged at the priority of its state. A healthy (info)
+    /// verdict reaches the journal only with -v: a timer-driven check must not fill it with one line per run.
     pub fn verdict(&mut self, level: Level, message: &str) {
-        if self.journal {
+        if self.journal && (level <= Level::Notice || self.verbose >= 1) {
             self.stderr(level, message);
         }
         self.send_syslog(level, message);

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::probe::Stage;
-use crate::verdict::{MapVerdict, Report, Role, ServerVerdict, State, Thresholds};
+use crate::verdict::{CanaryOutcome, CanaryVerdict, MapVerdict, Report, Role, ServerVerdict, State, Thresholds};
 
 /// The plugin output: `LDAP STATE - summary|perfdata`, then with `verbose >= 1` one line per map and server.
 pub fn nagios(report: &Report, thresholds: &Thresholds, verbose: u8) -> String {
@@ -63,14 +63,38 @@ fn long_map(out: &mut String, map: &MapVerdict, verbose: u8) {
         _ => {}
     }
     out.push('\n');
+    if !map.used_by.is_empty() {
+        let _ = writeln!(out, "  used by: {}", map.used_by.join(", "));
+    }
     for server in &map.servers {
         long_server(out, server);
+    }
+    for c in &map.canaries {
+        long_canary(out, c);
     }
     if verbose >= 2 {
         for w in &map.warnings {
             let _ = writeln!(out, "  postfix would warn: {}", one_line(w));
         }
     }
+}
+
+/// `  canary KEY: found user@example.com (1.2 ms)`: what Postfix's lookup returns on the deciding server.
+fn long_canary(out: &mut String, c: &CanaryVerdict) {
+    let what = match &c.outcome {
+        // A big alias or group can expand to thousands of values: keep the line readable.
+        CanaryOutcome::Found(v) if v.chars().count() > 200 => {
+            let head: String = v.chars().take(200).collect();
+            format!("found {head}... ({} values)", v.split(',').count())
+        }
+        CanaryOutcome::Found(v) => format!("found {v}"),
+        CanaryOutcome::NotFound => "not found (Postfix: 550 User unknown)".to_string(),
+        CanaryOutcome::Failed(why) => format!("lookup error: {why} (Postfix: 451 temporary lookup failure)"),
+        CanaryOutcome::Skipped(why) => format!("never looked up: {why}"),
+        CanaryOutcome::NotRun => "not looked up: no usable server".to_string(),
+    };
+    let time = c.elapsed.map(|d| format!(" ({})", ms(d))).unwrap_or_default();
+    let _ = writeln!(out, "  canary {}: {}{time}", one_line(&c.key), one_line(&what));
 }
 
 fn long_server(out: &mut String, s: &ServerVerdict) {
@@ -105,6 +129,7 @@ fn stage_word(stage: Stage) -> &'static str {
         Stage::Tls => "TLS",
         Stage::Bind => "bind",
         Stage::Search => "search",
+        Stage::Lookup => "lookup",
     }
 }
 
@@ -155,6 +180,8 @@ mod tests {
                 elapsed: Some(Duration::from_micros(1500)),
                 servers: vec![],
                 warnings: vec![],
+                canaries: vec![],
+                used_by: vec![],
             }],
             servers: 1,
             elapsed: Duration::from_micros(4123),

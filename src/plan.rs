@@ -1,11 +1,33 @@
 //! From maps to the distinct connections to make: each server + identity + TLS combination is contacted
 //! once, however many maps use it (as Postfix shares one connection between such maps), and each map knows
-//! which connections serve it, in its `server_host` order.
+//! which connections serve it, in its `server_host` order. Canary keys are prepared here (folded, checked
+//! against the map's `domain`, expanded into base and filter) and attached to every connection of their map.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{BindMode, Map};
-use crate::probe::{Endpoint, Job};
+use crate::lookup::{Prepared, Spec};
+use crate::probe::{Endpoint, Job, LookupJob};
+
+/// Where a canary key comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanarySource {
+    /// `health_check_key` in the map file.
+    Map,
+    /// `--canary` on the command line (every map of the run).
+    Option,
+}
+
+/// One canary key of a map, prepared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Canary {
+    pub key: String,
+    pub source: CanarySource,
+    /// What Postfix does before any query: search (base and filter), skip (never queried), or fail (a domain
+    /// table that cannot be read).
+    pub prepared: Result<Prepared, String>,
+}
 
 /// What to check for one map.
 #[derive(Clone, Debug)]
@@ -18,6 +40,10 @@ pub struct MapPlan {
     pub base: Option<String>,
     /// Why this map cannot be checked at all (a setting this tool does not support): the map is UNKNOWN.
     pub unsupported: Option<String>,
+    /// The canaries of the map: its `health_check_key` values, then the `--canary` keys, each once.
+    pub canaries: Vec<Canary>,
+    /// Which Postfix parameters use this map (discovery), for the long output.
+    pub used_by: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -28,26 +54,60 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(maps: Vec<Map>) -> Plan {
+        Plan::with_canaries(maps, &[], &mut |_, _| Err("no table lookups here".to_string()))
+    }
+
+    /// The plan for `maps`, each with its own `health_check_key` canaries and the `global` ones. `table` answers
+    /// the `type:table` entries of `domain` lists (see [`crate::lookup::postmap_table_lookup`]).
+    pub fn with_canaries(
+        maps: Vec<Map>,
+        global: &[String],
+        table: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
+    ) -> Plan {
         let mut plan = Plan::default();
         for map in maps {
-            let unsupported = unsupported(&map);
+            let index = plan.maps.len();
+            let mut unsupported = unsupported(&map);
             let base = static_base(&map.search_base);
-            let mut jobs = Vec::new();
-            if unsupported.is_none() {
-                for server in &map.servers {
-                    let endpoint = Endpoint {
-                        server: server.clone(),
-                        start_tls: map.start_tls,
-                        tls: map.tls.clone(),
-                        bind: map.bind,
-                        bind_dn: map.bind_dn.clone(),
-                        bind_pw: map.bind_pw.clone(),
-                        connect_timeout: Duration::from_secs(u64::from(map.timeout.max(1))),
-                    };
-                    jobs.push(plan.job_for(endpoint, base.as_deref()));
+            let mut canaries = Vec::new();
+            let keys = map
+                .health_check_keys
+                .iter()
+                .map(|k| (k, CanarySource::Map))
+                .chain(global.iter().map(|k| (k, CanarySource::Option)));
+            for (key, source) in keys {
+                if !canaries.iter().any(|c: &Canary| &c.key == key) {
+                    canaries.push(Canary { key: key.clone(), source, prepared: Err(String::new()) });
                 }
             }
-            plan.maps.push(MapPlan { map, jobs, base, unsupported });
+            let mut lookups = Vec::new();
+            if !canaries.is_empty() && unsupported.is_none() {
+                match Spec::new(&map) {
+                    Err(e) => unsupported = Some(e),
+                    Ok(spec) => {
+                        let spec = Arc::new(spec);
+                        for c in &mut canaries {
+                            c.prepared = spec.prepare(c.key.as_bytes(), table).map_err(|e| e.message);
+                            if let Ok(Prepared::Search(query)) = &c.prepared {
+                                let (spec, query) = (spec.clone(), query.clone());
+                                lookups.push(LookupJob { map: index, key: c.key.clone(), spec, query });
+                            }
+                        }
+                    }
+                }
+            }
+            let mut jobs = Vec::new();
+            if unsupported.is_none() {
+                for endpoint in endpoints(&map) {
+                    let job = plan.job_for(endpoint, base.as_deref());
+                    // A server listed twice is one connection: its canaries run once.
+                    if !plan.jobs[job].lookups.iter().any(|l| l.map == index) {
+                        plan.jobs[job].lookups.extend(lookups.iter().cloned());
+                    }
+                    jobs.push(job);
+                }
+            }
+            plan.maps.push(MapPlan { map, jobs, base, unsupported, canaries, used_by: Vec::new() });
         }
         plan
     }
@@ -62,7 +122,7 @@ impl Plan {
                 i
             }
             None => {
-                self.jobs.push(Job { endpoint, bases: Vec::new() });
+                self.jobs.push(Job { endpoint, bases: Vec::new(), lookups: Vec::new() });
                 self.jobs.len() - 1
             }
         };
@@ -75,8 +135,24 @@ impl Plan {
     }
 }
 
+/// The connections Postfix would try for `map`, in `server_host` order.
+pub fn endpoints(map: &Map) -> Vec<Endpoint> {
+    map.servers
+        .iter()
+        .map(|server| Endpoint {
+            server: server.clone(),
+            start_tls: map.start_tls,
+            tls: map.tls.clone(),
+            bind: map.bind,
+            bind_dn: map.bind_dn.clone(),
+            bind_pw: map.bind_pw.clone(),
+            connect_timeout: Duration::from_secs(u64::from(map.timeout.max(1))),
+        })
+        .collect()
+}
+
 /// Settings Postfix accepts that this tool cannot check the way Postfix would use them.
-fn unsupported(map: &Map) -> Option<String> {
+pub fn unsupported(map: &Map) -> Option<String> {
     if map.bind == BindMode::Sasl && !map.sasl_mechs.iter().any(|m| m.eq_ignore_ascii_case("EXTERNAL")) {
         let mechs = if map.sasl_mechs.is_empty() { "(none)".to_string() } else { map.sasl_mechs.join(" ") };
         return Some(format!(
@@ -139,6 +215,37 @@ fn has_expansion(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canaries_join_every_connection_of_their_map() {
+        let text = "server_host = ldap://a ldap://b ldap://a\nsearch_base = dc=x\nquery_filter = (mail=%s)\n\
+                    domain = example.com\nhealth_check_key = k@example.com, other@example.org\n";
+        let map = crate::config::parse(std::path::Path::new("/m.cf"), text.as_bytes()).unwrap();
+        let plan = Plan::with_canaries(
+            vec![map.clone(), map],
+            &["k@example.com".into(), "g@example.com".into()],
+            &mut |_, _| Ok(false),
+        );
+        assert_eq!(plan.jobs.len(), 2, "ldap://a listed twice is one connection, shared by both maps");
+        let keys: Vec<_> = plan.maps[0].canaries.iter().map(|c| (c.key.as_str(), c.source)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("k@example.com", CanarySource::Map),
+                ("other@example.org", CanarySource::Map),
+                ("g@example.com", CanarySource::Option)
+            ]
+        );
+        assert!(matches!(plan.maps[0].canaries[1].prepared, Ok(Prepared::Skipped(_))));
+        // Each connection looks up each map's two searchable keys once.
+        for job in &plan.jobs {
+            let looked: Vec<_> = job.lookups.iter().map(|l| (l.map, l.key.as_str())).collect();
+            assert_eq!(
+                looked,
+                [(0, "k@example.com"), (0, "g@example.com"), (1, "k@example.com"), (1, "g@example.com")]
+            );
+        }
+    }
 
     #[test]
     fn static_base_of_fixed_and_dynamic_bases() {

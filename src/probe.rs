@@ -36,6 +36,8 @@ pub enum Stage {
     Tls,
     Bind,
     Search,
+    /// A canary lookup (the map's query for one key) on the connection.
+    Lookup,
 }
 
 impl Stage {
@@ -48,6 +50,7 @@ impl Stage {
             Stage::Tls => "tls",
             Stage::Bind => "bind",
             Stage::Search => "search",
+            Stage::Lookup => "lookup",
         }
     }
 
@@ -67,6 +70,7 @@ impl fmt::Display for Stage {
             Stage::Tls => "TLS handshake",
             Stage::Bind => "bind",
             Stage::Search => "search",
+            Stage::Lookup => "canary lookup",
         })
     }
 }
@@ -97,6 +101,28 @@ pub struct Job {
     pub endpoint: Endpoint,
     /// Base DNs to check with a base-scope search, in order.
     pub bases: Vec<String>,
+    /// Canary lookups to run after the base searches, in order.
+    pub lookups: Vec<LookupJob>,
+}
+
+/// One canary key of one map, ready to be looked up on a connection of the map.
+#[derive(Clone, Debug)]
+pub struct LookupJob {
+    /// Index of the map in the plan.
+    pub map: usize,
+    /// The canary key as given.
+    pub key: String,
+    pub spec: Arc<crate::lookup::Spec>,
+    pub query: crate::lookup::Query,
+}
+
+/// What one canary lookup gave: the value Postfix would return (`None`: not found), or why it failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LookupReport {
+    pub map: usize,
+    pub key: String,
+    pub result: Result<Option<Vec<u8>>, Failure>,
+    pub elapsed: Duration,
 }
 
 /// A stage that completed, with how long it took.
@@ -142,6 +168,8 @@ pub struct ConnReport {
     pub tls_note: Option<String>,
     /// One report per base of the job that was searched before the end (in job order).
     pub searches: Vec<SearchReport>,
+    /// One report per canary lookup of the job that ran before the end (in job order).
+    pub lookups: Vec<LookupReport>,
     /// Wall time of the whole job.
     pub elapsed: Duration,
 }
@@ -158,6 +186,20 @@ impl ConnReport {
             timed_out: true,
             message: "not searched before the deadline".to_string(),
         }))
+    }
+
+    /// The report of map `map`'s canary `key`: the lookup's own result, or the connection failure that
+    /// prevented it, or a timeout if the deadline came first.
+    pub fn lookup_result(&self, map: usize, key: &str) -> (Result<Option<Vec<u8>>, Failure>, Option<Duration>) {
+        if let Some(l) = self.lookups.iter().find(|l| l.map == map && l.key == key) {
+            return (l.result.clone(), Some(l.elapsed));
+        }
+        let failure = self.failure.clone().unwrap_or_else(|| Failure {
+            stage: Stage::Lookup,
+            timed_out: true,
+            message: "not looked up before the deadline".to_string(),
+        });
+        (Err(failure), None)
     }
 }
 
@@ -193,7 +235,7 @@ impl Progress {
     fn end(&mut self) -> Duration {
         let elapsed = self.stage_start.map(|s| s.elapsed()).unwrap_or_default();
         if let Some(stage) = self.current.take() {
-            if stage != Stage::Search {
+            if !matches!(stage, Stage::Search | Stage::Lookup) {
                 self.report.stages.push(StageTime { stage, elapsed });
             }
         }
@@ -223,6 +265,15 @@ async fn probe_job(job: &Job, start: Instant, until: Instant) -> ConnReport {
                     p.report.searches.push(SearchReport { base: base.clone(), result: Err(failure.clone()) });
                 }
             }
+            if stage == Stage::Lookup {
+                // Likewise the canary being looked up.
+                let done = |l: &LookupJob| p.report.lookups.iter().any(|r| r.map == l.map && r.key == l.key);
+                if let Some(l) = job.lookups.iter().find(|l| !done(l)) {
+                    let elapsed = p.stage_start.map(|s| s.elapsed()).unwrap_or_default();
+                    let (map, key, result) = (l.map, l.key.clone(), Err(failure.clone()));
+                    p.report.lookups.push(LookupReport { map, key, result, elapsed });
+                }
+            }
             p.report.failure = Some(failure);
         }
     }
@@ -243,9 +294,47 @@ fn fail(stage: Stage, reason: impl Into<String>) -> Failure {
         Stage::Connect => format!("connect failed: {reason}"),
         Stage::StartTls => format!("STARTTLS failed: {reason}"),
         Stage::Tls => format!("TLS handshake failed: {reason}"),
-        Stage::Resolve | Stage::Bind | Stage::Search => reason,
+        Stage::Resolve | Stage::Bind | Stage::Search | Stage::Lookup => reason,
     };
     Failure { stage, timed_out: false, message }
+}
+
+/// A connected and bound session, for `--query`: the handle and the task that drives the connection (stopped
+/// when the session is dropped).
+pub struct Session {
+    pub ldap: ldap3::Ldap,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Connect, STARTTLS or TLS, and bind to `ep` as the probe does, all by `until`; the failure names the stage
+/// (a timeout names the stage it interrupted).
+pub async fn open_session(ep: &Endpoint, until: Instant) -> Result<Session, Failure> {
+    let progress = RefCell::new(Progress::default());
+    let mut driver = None;
+    let start = Instant::now();
+    let outcome = tokio::time::timeout_at(until, connect(ep, &progress, until, &mut driver)).await;
+    match (outcome, driver) {
+        (Ok(Ok(ldap)), Some(driver)) => Ok(Session { ldap, driver }),
+        (outcome, driver) => {
+            if let Some(d) = driver {
+                d.abort();
+            }
+            Err(match outcome {
+                Ok(Err(f)) => f,
+                _ => {
+                    let stage = progress.borrow().current.unwrap_or(Stage::Connect);
+                    let message = format!("timed out after {} in {stage}", secs(until - start));
+                    Failure { stage, timed_out: true, message }
+                }
+            })
+        }
+    }
 }
 
 async fn connect_and_check(
@@ -254,7 +343,59 @@ async fn connect_and_check(
     until: Instant,
     driver: &mut Option<tokio::task::JoinHandle<()>>,
 ) -> Result<(), Failure> {
-    let ep = &job.endpoint;
+    let mut ldap = connect(&job.endpoint, progress, until, driver).await?;
+
+    // Each search base must exist and be visible to this identity: a missing static base is a lookup
+    // error for Postfix (451), not "not found".
+    let mut lost = false;
+    for base in &job.bases {
+        progress.borrow_mut().begin(Stage::Search);
+        let result = ldap.search(base, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await;
+        let elapsed = progress.borrow_mut().end();
+        let result = match result {
+            Err(e) => Err(fail(Stage::Search, ldap_reason(&e))),
+            Ok(r) if r.1.rc == 32 => {
+                Err(fail(Stage::Search, format!("search base {base} not found: {}", result_reason(32, &r.1.text))))
+            }
+            Ok(r) if r.1.rc != 0 => {
+                Err(fail(Stage::Search, format!("search of {base}: {}", result_reason(r.1.rc, &r.1.text))))
+            }
+            Ok(r) if r.0.is_empty() => Err(fail(
+                Stage::Search,
+                format!("search base {base} is not visible to this identity (no entry returned)"),
+            )),
+            Ok(_) => Ok(elapsed),
+        };
+        lost = matches!(&result, Err(f) if f.message.contains("connection"));
+        progress.borrow_mut().report.searches.push(SearchReport { base: base.clone(), result });
+        if lost {
+            break;
+        }
+    }
+
+    // The canaries, on the same connection: what Postfix would answer for each key.
+    for l in &job.lookups {
+        if lost {
+            break;
+        }
+        progress.borrow_mut().begin(Stage::Lookup);
+        let result = crate::lookup::lookup(&mut ldap, &l.spec, &l.query).await;
+        let elapsed = progress.borrow_mut().end();
+        lost = matches!(&result, Err(e) if e.message.contains("connection"));
+        let result = result.map_err(|e| fail(Stage::Lookup, e.message));
+        progress.borrow_mut().report.lookups.push(LookupReport { map: l.map, key: l.key.clone(), result, elapsed });
+    }
+    let _ = ldap.unbind().await;
+    Ok(())
+}
+
+/// Connect, STARTTLS/TLS and bind: the part of a check that Postfix's `dict_ldap_connect()` does.
+async fn connect(
+    ep: &Endpoint,
+    progress: &RefCell<Progress>,
+    until: Instant,
+    driver: &mut Option<tokio::task::JoinHandle<()>>,
+) -> Result<ldap3::Ldap, Failure> {
     let server = &ep.server;
 
     // Connect: a Unix socket, or each resolved address in turn (as libldap does) with the network timeout.
@@ -332,35 +473,7 @@ async fn connect_and_check(
             progress.borrow_mut().end();
         }
     }
-
-    // Each search base must exist and be visible to this identity: a missing static base is a lookup
-    // error for Postfix (451), not "not found".
-    for base in &job.bases {
-        progress.borrow_mut().begin(Stage::Search);
-        let result = ldap.search(base, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await;
-        let elapsed = progress.borrow_mut().end();
-        let result = match result {
-            Err(e) => Err(fail(Stage::Search, ldap_reason(&e))),
-            Ok(r) if r.1.rc == 32 => {
-                Err(fail(Stage::Search, format!("search base {base} not found: {}", result_reason(32, &r.1.text))))
-            }
-            Ok(r) if r.1.rc != 0 => {
-                Err(fail(Stage::Search, format!("search of {base}: {}", result_reason(r.1.rc, &r.1.text))))
-            }
-            Ok(r) if r.0.is_empty() => Err(fail(
-                Stage::Search,
-                format!("search base {base} is not visible to this identity (no entry returned)"),
-            )),
-            Ok(_) => Ok(elapsed),
-        };
-        let lost = matches!(&result, Err(f) if f.message.contains("connection"));
-        progress.borrow_mut().report.searches.push(SearchReport { base: base.clone(), result });
-        if lost {
-            break;
-        }
-    }
-    let _ = ldap.unbind().await;
-    Ok(())
+    Ok(ldap)
 }
 
 fn url_host(host: &str) -> String {
@@ -560,7 +673,7 @@ fn resolve_reason(e: &std::io::Error) -> String {
 }
 
 /// ldap3's errors, without its `I/O error:` wrapping.
-fn ldap_reason(e: &LdapError) -> String {
+pub(crate) fn ldap_reason(e: &LdapError) -> String {
     match e {
         LdapError::Io { source } => {
             if let Some(inner) = source.get_ref() {
@@ -574,7 +687,11 @@ fn ldap_reason(e: &LdapError) -> String {
             io_reason(source)
         }
         LdapError::LdapResult { result } => result_reason(result.rc, &result.text),
-        LdapError::EndOfStream => "the server closed the connection".to_string(),
+        // The connection's driver task ended (the server closed the connection) before or while the
+        // operation was sent: ldap3 says `result recv error: channel closed`, which means nothing to an admin.
+        LdapError::EndOfStream | LdapError::OpSend { .. } | LdapError::ResultRecv { .. } => {
+            "the server closed the connection".to_string()
+        }
         other => other.to_string(),
     }
 }

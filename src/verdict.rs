@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::ConfigError;
-use crate::plan::Plan;
+use crate::lookup::Prepared;
+use crate::plan::{Canary, CanarySource, Plan};
 use crate::probe::{ConnReport, Failure, Stage, StageTime};
 use crate::range::Range;
 
@@ -117,6 +118,33 @@ pub struct MapVerdict {
     pub servers: Vec<ServerVerdict>,
     /// What Postfix would warn about when opening the map (`FILE:LINE: text`).
     pub warnings: Vec<String>,
+    /// The canary lookups on the deciding server, in order.
+    pub canaries: Vec<CanaryVerdict>,
+    /// The Postfix parameters that use this map (when the maps were discovered from main.cf).
+    pub used_by: Vec<String>,
+}
+
+/// What became of one canary key on the map's deciding server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CanaryVerdict {
+    pub key: String,
+    pub outcome: CanaryOutcome,
+    /// How long the lookup took, when it ran.
+    pub elapsed: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CanaryOutcome {
+    /// Found: the value Postfix's lookup returns (values joined with commas).
+    Found(String),
+    /// Searched, nothing: Postfix would reject the address (550).
+    NotFound,
+    /// The lookup failed: Postfix would defer (451).
+    Failed(String),
+    /// Postfix never queries LDAP for this key (domain restriction, missing key parts): a configuration mistake.
+    Skipped(String),
+    /// Not looked up: no server of the map could be used.
+    NotRun,
 }
 
 /// Response-time thresholds (-w, -c), in seconds.
@@ -165,6 +193,8 @@ impl Report {
 /// A map that could not be read or parsed: UNKNOWN.
 pub fn config_failure(error: &ConfigError) -> MapVerdict {
     MapVerdict {
+        canaries: Vec::new(),
+        used_by: Vec::new(),
         name: error
             .path
             .file_name()
@@ -188,7 +218,8 @@ pub fn config_failure(error: &ConfigError) -> MapVerdict {
 pub fn decide(plan: &Plan, reports: &[ConnReport]) -> Vec<MapVerdict> {
     plan.maps
         .iter()
-        .map(|mp| {
+        .enumerate()
+        .map(|(index, mp)| {
             let warnings = mp
                 .map
                 .warnings
@@ -208,6 +239,8 @@ pub fn decide(plan: &Plan, reports: &[ConnReport]) -> Vec<MapVerdict> {
                 elapsed: None,
                 servers: Vec::new(),
                 warnings,
+                canaries: Vec::new(),
+                used_by: mp.used_by.clone(),
             };
             if let Some(why) = &mp.unsupported {
                 verdict.state = State::Unknown;
@@ -215,6 +248,8 @@ pub fn decide(plan: &Plan, reports: &[ConnReport]) -> Vec<MapVerdict> {
                 return verdict;
             }
             decide_map(&mut verdict, mp.jobs.iter().map(|&j| (plan.jobs[j].endpoint.server.url(), &reports[j])));
+            let decider = verdict.servers.iter().position(|s| s.role == Role::Decides).map(|i| &reports[mp.jobs[i]]);
+            decide_canaries(&mut verdict, index, &mp.canaries, decider);
             verdict
         })
         .collect()
@@ -225,14 +260,16 @@ fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (Strin
     let mut decided = false;
     let mut skipped: Vec<String> = Vec::new();
     for (url, report) in servers {
-        // The failure that matters for this map: the connection's, else this map's base search.
-        let (failure, search) = match (&report.failure, &base) {
-            (Some(f), _) if f.stage != Stage::Search => (Some(f.clone()), None),
-            (_, Some(b)) => match report.base_result(b) {
+        // The failure that matters for this map: the connection's, else this map's base search. (A search or
+        // canary lookup that failed or ran out of time is judged per base and per canary.)
+        let connection = report.failure.as_ref().filter(|f| !matches!(f.stage, Stage::Search | Stage::Lookup));
+        let (failure, search) = match (connection, &base) {
+            (Some(f), _) => (Some(f.clone()), None),
+            (None, Some(b)) => match report.base_result(b) {
                 Ok(d) => (None, Some(d)),
                 Err(f) => (Some(f), None),
             },
-            (f, None) => (f.clone(), None),
+            (None, None) => (None, None),
         };
         // This map's share of the connection: its stages and its own search; a failure took the whole time.
         let elapsed = match (&failure, search) {
@@ -284,6 +321,67 @@ fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (Strin
     }
 }
 
+/// Postfix's answer for each canary on the deciding server (`decider`, `None` when no server could be used).
+/// Not found: CRITICAL (550, mail bounces); lookup error: CRITICAL (451); a key Postfix never queries LDAP for
+/// (outside `domain`, no domain part for `%d`...): UNKNOWN, a mistake in the check's configuration rather than a
+/// state of the directory. Found keys keep the map as it is; their value shows in the long output.
+fn decide_canaries(verdict: &mut MapVerdict, map: usize, canaries: &[Canary], decider: Option<&ConnReport>) {
+    let mut problems: Vec<(State, String)> = Vec::new();
+    for c in canaries {
+        let (outcome, elapsed) = match (&c.prepared, decider) {
+            (Err(e), _) => (CanaryOutcome::Failed(e.clone()), None),
+            (Ok(Prepared::Skipped(why)), _) => (CanaryOutcome::Skipped(why.to_string()), None),
+            (Ok(Prepared::Search(_)), None) => (CanaryOutcome::NotRun, None),
+            (Ok(Prepared::Search(_)), Some(report)) => match report.lookup_result(map, &c.key) {
+                (Ok(Some(v)), d) => (CanaryOutcome::Found(String::from_utf8_lossy(&v).into_owned()), d),
+                (Ok(None), d) => (CanaryOutcome::NotFound, d),
+                (Err(f), d) => (CanaryOutcome::Failed(f.message), d),
+            },
+        };
+        let key = &c.key;
+        match &outcome {
+            CanaryOutcome::NotFound => problems
+                .push((State::Critical, format!("canary {key} not found: Postfix would answer 550 User unknown"))),
+            CanaryOutcome::Failed(why) => problems.push((
+                State::Critical,
+                format!("canary {key} lookup failed: {why}: Postfix would answer 451 temporary lookup failure"),
+            )),
+            CanaryOutcome::Skipped(why) => {
+                let from = match c.source {
+                    CanarySource::Map => "health_check_key",
+                    CanarySource::Option => "--canary",
+                };
+                problems.push((
+                    State::Unknown,
+                    format!(
+                        "canary {key} is never looked up: {why} (Postfix answers 550 User unknown without asking                          LDAP): fix {from}"
+                    ),
+                ))
+            }
+            CanaryOutcome::Found(_) | CanaryOutcome::NotRun => {}
+        }
+        verdict.canaries.push(CanaryVerdict { key: key.clone(), outcome, elapsed });
+    }
+    // The map's time on a healthy deciding server includes its canaries (a failed one's time is the whole job's).
+    if verdict.servers.iter().any(|s| s.role == Role::Decides && s.failure.is_none()) {
+        if let Some(e) = verdict.elapsed.as_mut() {
+            *e += verdict.canaries.iter().filter_map(|c| c.elapsed).sum::<Duration>();
+        }
+    }
+    // A failure to connect, bind or find the base already decides the map; canaries come after it.
+    if problems.is_empty() || verdict.state == State::Critical {
+        return;
+    }
+    let worst = problems.iter().fold(State::Ok, |s, (p, _)| s.worst(*p));
+    let text: Vec<String> = problems.into_iter().map(|(_, t)| t).collect();
+    let mut reasons = vec![text.join("; ")];
+    if let Some(r) = verdict.reason.take() {
+        reasons.push(r);
+    }
+    verdict.state = verdict.state.worst(worst);
+    verdict.reason = Some(reasons.join("; "));
+}
+
 /// The overall report: the worst map, then thresholds on the total time.
 pub fn report(maps: Vec<MapVerdict>, servers: usize, elapsed: Duration, thresholds: &Thresholds) -> Report {
     let mut state = maps.iter().fold(State::Ok, |s, m| s.worst(m.state));
@@ -330,6 +428,8 @@ mod tests {
             elapsed: None,
             servers: vec![],
             warnings: vec![],
+            canaries: vec![],
+            used_by: vec![],
         };
         let named: Vec<(String, ConnReport)> =
             servers.into_iter().enumerate().map(|(i, r)| (format!("ldap://s{i}:389"), r)).collect();
@@ -381,6 +481,63 @@ mod tests {
         assert_eq!(State::Warning.worst(State::Unknown), State::Unknown);
         assert_eq!(State::Unknown.worst(State::Critical), State::Critical);
         assert_eq!(State::Critical.worst(State::Unknown), State::Critical);
+    }
+
+    fn canary(key: &str, prepared: Result<Prepared, String>) -> Canary {
+        Canary { key: key.into(), source: CanarySource::Map, prepared }
+    }
+
+    fn searched(key: &str) -> Canary {
+        let q = crate::lookup::Query { key: key.into(), base: "dc=x".into(), filter: "(mail=k)".into() };
+        canary(key, Ok(Prepared::Search(q)))
+    }
+
+    fn looked_up(report: &mut ConnReport, key: &str, result: Result<Option<Vec<u8>>, Failure>) {
+        let elapsed = Duration::from_millis(2);
+        report.lookups.push(crate::probe::LookupReport { map: 0, key: key.into(), result, elapsed });
+    }
+
+    #[test]
+    fn canaries_decide_on_the_deciding_server() {
+        let mut conn = ok_conn();
+        looked_up(&mut conn, "a@x", Ok(Some(b"v1,v2".to_vec())));
+        looked_up(&mut conn, "b@x", Ok(None));
+        let mut v = verdict_of(vec![conn.clone()]);
+        decide_canaries(&mut v, 0, &[searched("a@x")], Some(&conn));
+        assert_eq!((v.state, v.canaries[0].outcome.clone()), (State::Ok, CanaryOutcome::Found("v1,v2".into())));
+        assert_eq!(v.elapsed, Some(Duration::from_millis(4)));
+
+        let mut v = verdict_of(vec![conn.clone()]);
+        decide_canaries(&mut v, 0, &[searched("a@x"), searched("b@x")], Some(&conn));
+        assert_eq!(v.state, State::Critical);
+        assert_eq!(v.reason.as_deref(), Some("canary b@x not found: Postfix would answer 550 User unknown"));
+
+        // A key Postfix never looks up is UNKNOWN; an error is CRITICAL (451) and wins.
+        let skipped = canary("c", Ok(Prepared::Skipped(crate::lookup::Skip::DomainNeedsAddress)));
+        let mut v = verdict_of(vec![conn.clone()]);
+        decide_canaries(&mut v, 0, std::slice::from_ref(&skipped), Some(&conn));
+        assert_eq!(v.state, State::Unknown);
+        assert!(v.reason.as_deref().unwrap().starts_with("canary c is never looked up: "));
+        let timeout = Failure { stage: Stage::Lookup, timed_out: true, message: "timed out".into() };
+        looked_up(&mut conn, "d@x", Err(timeout));
+        let mut v = verdict_of(vec![conn.clone()]);
+        decide_canaries(&mut v, 0, &[skipped, searched("d@x")], Some(&conn));
+        assert_eq!(v.state, State::Critical);
+        assert!(v
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("canary d@x lookup failed: timed out: Postfix would answer 451 temporary lookup failure"));
+
+        // Not looked up at all (the deadline came first): a failure too.
+        let mut v = verdict_of(vec![ok_conn()]);
+        decide_canaries(&mut v, 0, &[searched("e@x")], Some(&ok_conn()));
+        assert_eq!(v.state, State::Critical);
+        // The map already failed on its connection: its reason stays.
+        let mut v = verdict_of(vec![failed(Stage::Bind, "bind failed")]);
+        decide_canaries(&mut v, 0, &[searched("a@x")], None);
+        assert_eq!((v.state, v.reason.as_deref()), (State::Critical, Some("ldap://s0:389: bind failed")));
+        assert_eq!(v.canaries[0].outcome, CanaryOutcome::NotRun);
     }
 
     #[test]

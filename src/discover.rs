@@ -1,0 +1,262 @@
+//! Finding the LDAP maps Postfix uses, from Postfix's own configuration.
+//!
+//! `postconf -c DIR -x` prints every main.cf parameter (set or default) with `$name` references expanded as
+//! Postfix expands them, and `postconf -c DIR -P -x` the `-o` overrides of master.cf. Every `ldap:` and
+//! `proxy:ldap:` map named in any value (also inside `unionmap:{...}`/`pipemap:{...}` and restriction lists) is
+//! a map to check, once, with the parameters that use it. `proxy_read_maps`/`proxy_write_maps` only list what
+//! proxymap may open and do not count as uses.
+//!
+//! Legacy maps (`ldap:NAME`, where NAME does not start with `/` or `.`) take their settings from main.cf as
+//! `NAME_server_host = ...`: those parameters (`postconf -n -x`: set explicitly, `$name` expanded as Postfix
+//! does for them) become the text of a map file, parsed like any other.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::lookup::{find_postfix_tool, run_bounded};
+
+/// Parameters that name maps without using them for lookups.
+const NOT_USES: &[&str] = &["proxy_read_maps", "proxy_write_maps"];
+
+/// How long one postconf run may take.
+const POSTCONF_LIMIT: Duration = Duration::from_secs(10);
+
+/// One map to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapSource {
+    /// The map file; for a legacy map, `ldap:NAME` (used in messages only).
+    pub path: PathBuf,
+    /// A legacy map's settings, as the text of a map file; `None`: read `path`.
+    pub text: Option<Vec<u8>>,
+    /// The parameters that use the map (`virtual_mailbox_maps`, `submission/inet/smtpd_sender_login_maps`).
+    pub used_by: Vec<String>,
+}
+
+impl MapSource {
+    /// A map file given on the command line.
+    pub fn file(path: PathBuf) -> MapSource {
+        MapSource { path, text: None, used_by: Vec::new() }
+    }
+
+    /// Read and parse the map.
+    pub fn load(&self) -> Result<crate::config::Map, crate::config::ConfigError> {
+        match &self.text {
+            Some(text) => crate::config::parse(&self.path, text),
+            None => crate::config::load(&self.path),
+        }
+    }
+}
+
+/// The configuration directory to read: `--postfix-config`, else `$MAIL_CONFIG`, else /etc/postfix.
+pub fn config_dir(given: Option<&Path>) -> PathBuf {
+    given
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("MAIL_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/etc/postfix"))
+}
+
+/// Every LDAP map that the Postfix configuration in `dir` uses. An error means the configuration could not be
+/// read (no postconf, a bad directory).
+pub fn discover(dir: &Path) -> Result<Vec<MapSource>, String> {
+    let postconf = find_postfix_tool("postconf").ok_or_else(|| {
+        format!(
+            "postconf is not installed: cannot read the Postfix configuration in {}; give the maps with -f",
+            dir.display()
+        )
+    })?;
+    // Three postconf runs at once: each waits about 2 s when main.cf was just written (Postfix's "hot" file rule).
+    let (main, master, set) = std::thread::scope(|scope| {
+        let run = |args: &'static [&'static str]| scope.spawn(|| postconf_lines(&postconf, dir, args));
+        let main = run(&["-x"]);
+        // master.cf is optional for this purpose (postconf -P fails without it).
+        let master = dir.join("master.cf").exists().then(|| run(&["-P", "-x"]));
+        let set = run(&["-n", "-x"]);
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<(String, String)>, String>>| {
+            h.join().unwrap_or_else(|_| Err("postconf reader failed".to_string()))
+        };
+        (join(main), master.map(join).unwrap_or(Ok(Vec::new())), join(set))
+    });
+    let (main, master, set) = (main?, master?, set?);
+    let queue_dir = main.iter().find(|(n, _)| n == "queue_directory").map(|(_, v)| PathBuf::from(v));
+    let mut maps = maps_in(main.iter().chain(&master), &set, queue_dir.as_deref());
+    // postconf does not print parameters it does not know, such as NAME_health_check_key: read main.cf.
+    let main_cf = std::fs::read(dir.join("main.cf")).unwrap_or_default();
+    let main_cf = String::from_utf8_lossy(&main_cf);
+    for m in maps.iter_mut() {
+        let (Some(text), Some(name)) = (m.text.as_mut(), m.path.to_str().and_then(|p| p.strip_prefix("ldap:"))) else {
+            continue;
+        };
+        if let Some(keys) = main_cf_value(&main_cf, &format!("{name}_health_check_key")) {
+            text.extend_from_slice(format!("health_check_key = {keys}\n").as_bytes());
+        }
+    }
+    Ok(maps)
+}
+
+/// Run `postconf -c DIR ARGS` and split its output into (name, value).
+fn postconf_lines(postconf: &Path, dir: &Path, args: &[&str]) -> Result<Vec<(String, String)>, String> {
+    let mut cmd = std::process::Command::new(postconf);
+    cmd.arg("-c").arg(dir).args(args);
+    let out = run_bounded(&mut cmd, POSTCONF_LIMIT)?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed");
+        return Err(format!("postconf -c {} cannot read the configuration: {}", dir.display(), last.trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
+        .collect())
+}
+
+/// The LDAP maps named in `params` (name, expanded value), in order of first use, each with its users.
+/// `set` holds the explicitly set main.cf parameters, for legacy maps.
+pub fn maps_in<'a>(
+    params: impl Iterator<Item = &'a (String, String)>,
+    set: &[(String, String)],
+    queue_dir: Option<&Path>,
+) -> Vec<MapSource> {
+    let mut maps: Vec<MapSource> = Vec::new();
+    let mut index: HashMap<PathBuf, usize> = HashMap::new();
+    for (name, value) in params {
+        if NOT_USES.contains(&name.as_str()) {
+            continue;
+        }
+        for map in ldap_maps(value) {
+            let source = if map.starts_with('/') {
+                MapSource::file(PathBuf::from(map))
+            } else if map.starts_with('.') {
+                // Postfix daemons run in the queue directory.
+                MapSource::file(queue_dir.unwrap_or(Path::new("/var/spool/postfix")).join(map))
+            } else {
+                legacy(map, set)
+            };
+            let i = *index.entry(source.path.clone()).or_insert_with(|| {
+                maps.push(source);
+                maps.len() - 1
+            });
+            if !maps[i].used_by.contains(name) {
+                maps[i].used_by.push(name.clone());
+            }
+        }
+    }
+    maps
+}
+
+/// The names of the `ldap:` maps in one parameter value (`proxy:` stripped).
+pub fn ldap_maps(value: &str) -> Vec<&str> {
+    value
+        .split([' ', '\t', ',', '{', '}'])
+        .filter_map(|token| {
+            let mut t = token;
+            while let Some(rest) = t.strip_prefix("proxy:") {
+                t = rest;
+            }
+            // `ldap://host` is a server URL (as in NAME_server_host), not a map.
+            t.strip_prefix("ldap:").filter(|m| !m.is_empty() && !m.starts_with("//"))
+        })
+        .collect()
+}
+
+/// The value of `name` in main.cf text (the last definition; continuation lines joined; no `$` expansion).
+pub fn main_cf_value(text: &str, name: &str) -> Option<String> {
+    let mut value: Option<String> = None;
+    let mut current = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if current {
+                if let Some(v) = value.as_mut() {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+            }
+            continue;
+        }
+        current = false;
+        if let Some(rest) = line.strip_prefix(name) {
+            if let Some(v) = rest.trim_start().strip_prefix('=') {
+                value = Some(v.trim().to_string());
+                current = true;
+            }
+        }
+    }
+    value
+}
+
+/// A legacy main.cf map: its `NAME_param` parameters as a map file.
+fn legacy(name: &str, set: &[(String, String)]) -> MapSource {
+    let prefix = format!("{name}_");
+    let mut text = Vec::new();
+    for (param, value) in set {
+        if let Some(p) = param.strip_prefix(&prefix) {
+            text.extend_from_slice(format!("{p} = {value}\n").as_bytes());
+        }
+    }
+    MapSource { path: PathBuf::from(format!("ldap:{name}")), text: Some(text), used_by: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(n: &str, v: &str) -> (String, String) {
+        (n.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn finds_ldap_maps_in_values() {
+        assert_eq!(ldap_maps("ldap:/etc/postfix/a.cf, hash:/etc/postfix/x"), ["/etc/postfix/a.cf"]);
+        assert_eq!(ldap_maps("proxy:ldap:/etc/postfix/b.cf"), ["/etc/postfix/b.cf"]);
+        assert_eq!(
+            ldap_maps("unionmap:{ldap:/a.cf, proxy:ldap:/b.cf} pipemap:{ldap:/c.cf,hash:/d}"),
+            ["/a.cf", "/b.cf", "/c.cf"]
+        );
+        assert_eq!(ldap_maps("permit_mynetworks, check_recipient_access ldap:legacy"), ["legacy"]);
+        assert!(ldap_maps("ldap://127.0.0.1:389 ldapi://%2F ldap:").is_empty());
+        assert!(ldap_maps("ldaps:/x.cf mysql:/y.cf").is_empty());
+    }
+
+    #[test]
+    fn each_map_once_with_its_users() {
+        let params = [
+            p("proxy_read_maps", "proxy:ldap:/e/a.cf ldap:/e/z.cf"),
+            p("relay_recipient_maps", "ldap:legacy"),
+            p("smtpd_sender_login_maps", "unionmap:{ldap:/e/s.cf, ldap:/e/u.cf}"),
+            p("virtual_alias_maps", "proxy:ldap:/e/a.cf"),
+            p("virtual_mailbox_maps", "ldap:/e/u.cf, hash:/e/x"),
+            p("submission/inet/smtpd_sender_login_maps", "ldap:/e/u.cf"),
+            p("x_maps", "ldap:./rel.cf"),
+        ];
+        let set = [p("legacy_server_host", "ldap://h"), p("legacy_search_base", "dc=x"), p("other", "1")];
+        let maps = maps_in(params.iter(), &set, Some(Path::new("/q")));
+        let names: Vec<_> = maps.iter().map(|m| m.path.display().to_string()).collect();
+        assert_eq!(names, ["ldap:legacy", "/e/s.cf", "/e/u.cf", "/e/a.cf", "/q/./rel.cf"]);
+        assert_eq!(
+            maps[2].used_by,
+            ["smtpd_sender_login_maps", "virtual_mailbox_maps", "submission/inet/smtpd_sender_login_maps"]
+        );
+        assert_eq!(maps[3].used_by, ["virtual_alias_maps"]);
+        assert_eq!(maps[0].text.as_deref(), Some(&b"server_host = ldap://h\nsearch_base = dc=x\n"[..]));
+        let m = maps[0].load().unwrap();
+        assert_eq!(m.search_base, "dc=x");
+        assert_eq!(m.name(), "ldap:legacy");
+    }
+
+    #[test]
+    fn main_cf_values() {
+        let text = "a_key = x\n# c\na_keyx = no\na_key = y,\n  z\nb = 1\n";
+        assert_eq!(main_cf_value(text, "a_key").as_deref(), Some("y, z"));
+        assert_eq!(main_cf_value(text, "a_ke"), None);
+        assert_eq!(main_cf_value(text, "c"), None);
+    }
+
+    #[test]
+    fn config_dir_defaults() {
+        assert_eq!(config_dir(Some(Path::new("/x"))), PathBuf::from("/x"));
+    }
+}

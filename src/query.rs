@@ -1,0 +1,134 @@
+//! `--query KEY -f MAP`: one lookup, exactly as `postmap -q KEY ldap:MAP` does it, with an exit status that
+//! tells what postmap cannot: 0 found (the value on stdout, as postmap prints it), 1 not found (nothing on
+//! stdout), 2 lookup error (one line on stderr: postmap would say "query error" and also exit 1).
+//!
+//! The connection is made as the probe makes it ([`crate::probe::open_session`]) and as Postfix does: the
+//! servers in `server_host` order, the first one that accepts a connection is used, whatever happens next.
+//! Everything runs under one deadline: `-t`, else the map's `timeout`.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::config;
+use crate::lookup::{self, Prepared, Spec};
+use crate::plan;
+use crate::probe::{self, Failure};
+
+/// What a query gave.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    Found(Vec<u8>),
+    NotFound,
+    /// Postfix would not query LDAP for this key (the reason); `postmap -q` prints nothing and exits 1.
+    Skipped(String),
+    Error(String),
+}
+
+impl Answer {
+    pub fn code(&self) -> u8 {
+        match self {
+            Answer::Found(_) => 0,
+            Answer::NotFound | Answer::Skipped(_) => 1,
+            Answer::Error(_) => 2,
+        }
+    }
+}
+
+/// Run `--query`: `key` in the map `map_file`. `postfix_config` is passed to postmap for `domain` tables.
+pub fn run(
+    map_file: &Path,
+    key: &OsStr,
+    timeout: Option<Duration>,
+    postfix_config: Option<&Path>,
+    verbose: u8,
+) -> ExitCode {
+    let answer = query(map_file, key, timeout, postfix_config);
+    let mut out = std::io::stdout().lock();
+    match &answer {
+        Answer::Found(value) => {
+            let mut line = value.clone();
+            line.push(b'\n');
+            let _ = out.write_all(&line).and_then(|_| out.flush());
+        }
+        Answer::NotFound => {}
+        Answer::Skipped(why) => {
+            if verbose > 0 {
+                eprintln!("ldap-health-check: not looked up: {why}");
+            }
+        }
+        Answer::Error(why) => eprintln!("ldap-health-check: lookup error: {why}"),
+    }
+    ExitCode::from(answer.code())
+}
+
+/// Look `key` up in `map_file`.
+pub fn query(map_file: &Path, key: &OsStr, timeout: Option<Duration>, postfix_config: Option<&Path>) -> Answer {
+    let start = Instant::now();
+    let map = match config::load(map_file) {
+        Ok(map) => map,
+        Err(e) => return Answer::Error(format!("{e} (Postfix would refuse to open the map)")),
+    };
+    if let Some(why) = plan::unsupported(&map) {
+        return Answer::Error(format!("{}: {why}", map_file.display()));
+    }
+    let spec = match Spec::new(&map) {
+        Ok(spec) => spec,
+        Err(e) => return Answer::Error(format!("{}: {e}", map_file.display())),
+    };
+    let deadline = timeout.unwrap_or_else(|| Duration::from_secs(u64::from(map.timeout.max(1))));
+    let mut table =
+        |t: &str, k: &str| lookup::postmap_table_lookup(postfix_config, t, k, deadline.saturating_sub(start.elapsed()));
+    let query = match spec.prepare(key.as_encoded_bytes(), &mut table) {
+        Ok(Prepared::Search(q)) => q,
+        Ok(Prepared::Skipped(why)) => return Answer::Skipped(why.to_string()),
+        Err(e) => return Answer::Error(e.message),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return Answer::Error(format!("cannot start the I/O runtime: {e}")),
+    };
+    let answer = rt.block_on(async {
+        let until = tokio::time::Instant::from_std(start + deadline);
+        let mut unreachable = Vec::new();
+        for ep in plan::endpoints(&map) {
+            let url = ep.server.url();
+            let mut session = match probe::open_session(&ep, until).await {
+                Ok(s) => s,
+                Err(f) if f.stage.fails_over() && !f.timed_out_overall(until) => {
+                    unreachable.push(format!("{url}: {f}"));
+                    continue;
+                }
+                Err(f) => return Answer::Error(format!("{url}: {f}")),
+            };
+            let looked_up = tokio::time::timeout_at(until, lookup::lookup(&mut session.ldap, &spec, &query)).await;
+            return match looked_up {
+                Ok(Ok(Some(v))) => Answer::Found(v),
+                Ok(Ok(None)) => Answer::NotFound,
+                Ok(Err(e)) => Answer::Error(format!("{url}: {e}")),
+                Err(_) => Answer::Error(format!("{url}: timed out after {} in the lookup", probe::secs(deadline))),
+            };
+        }
+        Answer::Error(match unreachable.len() {
+            0 => "no server configured".to_string(),
+            1 => unreachable.remove(0),
+            _ => format!("no server reachable: {}", unreachable.join("; ")),
+        })
+    });
+    // A hung name lookup may still hold a blocking thread: do not wait for it.
+    rt.shutdown_background();
+    answer
+}
+
+trait Overall {
+    /// Whether the failure is the end of the whole deadline (nothing left to fail over to).
+    fn timed_out_overall(&self, until: tokio::time::Instant) -> bool;
+}
+
+impl Overall for Failure {
+    fn timed_out_overall(&self, until: tokio::time::Instant) -> bool {
+        self.timed_out && tokio::time::Instant::now() >= until
+    }
+}
