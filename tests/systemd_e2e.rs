@@ -5,19 +5,25 @@
 //! `0640 root:postfix` map (with a canary, `health_check_key = user0001@example.com`) and a loopback-only
 //! main.cf that validates recipients of example.com through that map (`virtual_mailbox_maps = ldap:...`)
 //! under /etc/postfix, shortens the timer to [`INTERVAL`] with a drop-in and enables the units as the
-//! README says (`systemctl enable ldap-health-check.timer`). slapd (tests/fixtures/slapd.sh) runs on the
-//! host but in the sandbox's network namespace, on 127.0.0.1:389, so the test can SIGSTOP it by its pid;
+//! README says (`systemctl enable ldap-health-check.timer`). Nothing names the map to the units (no
+//! /etc/default/ldap-health-check at boot; in (w), one with an empty `LDAP_HEALTH_CHECK_CONFFILE=`): every
+//! check of every scenario finds the map through main.cf, with `postconf` run by the check inside the
+//! hardened unit (the units' default: discovery). slapd (tests/fixtures/slapd.sh) runs on the host but in
+//! the sandbox's network namespace, on 127.0.0.1:389, so the test can SIGSTOP it by its pid;
 //! Postfix is Debian's own (postfix.service, a wrapper, and postfix@-.service, the daemon), and the test
 //! talks SMTP to it on 127.0.0.1:25 from a thread that joined that network namespace (setns(2)). One
 //! boot, scenarios in this order:
 //!
 //! - (1) `systemd-analyze verify` of the installed units (no output at all) and the probe unit's
-//!   `systemd-analyze security` exposure <= 1.5, offline and against the running manager;
-//! - (f) boot with LDAP down: postfix@-.service never even starts and nothing listens on :25; LDAP
-//!   comes back: Postfix is started;
+//!   `systemd-analyze security` exposure <= 1.5, offline and against the running manager; the probe unit
+//!   sets no map (no `LDAP_HEALTH_CHECK_CONFFILE` in its Environment=);
+//! - (f) boot with LDAP down: the failed checks name the map that main.cf uses (discovery works in the
+//!   hardened unit: postconf runs and reads main.cf there); postfix@-.service never even starts and
+//!   nothing listens on :25; LDAP comes back: Postfix is started;
 //! - (a) healthy for several intervals: Postfix untouched, no latch runs, no journal line (but an OK line
-//!   that journald's LogLevelMax= race lets through now and then: counted, see (a));
-//! - (w) WARNING (via /etc/default/ldap-health-check, which the .path unit watches): Postfix untouched;
+//!   that journald's LogLevelMax= race lets through now and then: counted, see (a)), none from postconf;
+//! - (w) WARNING (via /etc/default/ldap-health-check, which the .path unit watches, with an empty
+//!   `LDAP_HEALTH_CHECK_CONFFILE=`: still discovery): Postfix untouched;
 //! - (e) an admin's `systemctl stop postfix` is respected for 3 intervals (and, after (d), (e') a
 //!   `systemctl start postfix` while LDAP is down, until the next transition);
 //! - (b) slapd SIGSTOPped: Postfix stopped within interval + deadline + 2 s;
@@ -30,8 +36,8 @@
 //!   every 100 ms throughout: the 5xx that Postfix itself gives in the window before the check sees the
 //!   change are counted and printed (the README's window), and a second round with `soft_bounce = yes`
 //!   (its complement) shows 4xx there and never a 5xx;
-//! - (p) the .path unit: with the timer stopped, a broken map (UNKNOWN) stops Postfix at once, the
-//!   repaired map starts it at once, a burst of writes changes nothing;
+//! - (p) the .path unit: with the timer stopped, a broken map (UNKNOWN; named only in main.cf) stops Postfix
+//!   at once, the repaired map starts it at once, a burst of writes changes nothing;
 //! - live `make uninstall` / `make install` inside the running system (daemon-reload, disable).
 //!
 //! Times are measured with systemd's own monotonic timestamps against the test's CLOCK_MONOTONIC and
@@ -758,7 +764,8 @@ R=$1
 # the postfix group only, and `systemctl enable ldap-health-check.timer`
 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C {repo} install DESTDIR="$R" NOBUILD=1 INSTALL_BIN={bin}
 cat > "$R/etc/postfix/main.cf" <<'EOF'
-# minimal, loopback only (tests/systemd_e2e.rs)
+# minimal, loopback only (tests/systemd_e2e.rs). No mynetworks on purpose: `postconf -x`, run by the check
+# (discovery), then computes it from the interfaces, over netlink, inside the hardened unit
 compatibility_level = 3.6
 myhostname = sandbox.localdomain
 mydestination = $myhostname, localhost
@@ -766,7 +773,8 @@ inet_interfaces = loopback-only
 inet_protocols = ipv4
 readme_directory = no
 # recipients of example.com are validated through the LDAP map (an unknown one gets 550 User unknown);
-# nothing is ever delivered (no DATA), and it would be discarded
+# nothing is ever delivered (no DATA), and it would be discarded. The only place that names the map: the
+# units find it here (discovery)
 virtual_mailbox_domains = example.com
 virtual_mailbox_maps = ldap:{MAP}
 virtual_transport = discard
@@ -893,6 +901,14 @@ fn units_under_a_real_systemd() {
     assert_eq!(sb.prop(PROBE, "TimeoutStartUSec"), "30s");
     let perm = sb.sh(&format!("stat -c '%a %U:%G' {MAP}"), &[]);
     assert_eq!(perm.trim(), "640 root:postfix");
+    // discovery: neither the unit nor an env file names the map; main.cf does
+    let (environment, env_file) = (sb.prop(PROBE, "Environment"), sb.sh(&format!("ls {ENV_FILE} 2>&1 || :"), &[]));
+    rep.add(format!(
+        "(1) {PROBE}: Environment={environment:?}; {ENV_FILE}: {:?}; the map is named only by main.cf",
+        env_file.trim()
+    ));
+    assert!(!environment.contains("LDAP_HEALTH_CHECK_CONFFILE"), "the unit names the maps: {environment}");
+    assert!(env_file.contains("No such file"), "{ENV_FILE} exists at boot: {env_file}");
 
     // ---------------------------------------------------------------- (f) boot with LDAP down
     // Watch for 3 failed checks (and at least 3 intervals after the boot): the daemon must never have
@@ -919,6 +935,15 @@ fn units_under_a_real_systemd() {
         crit_lines.iter().all(|l| !l.contains("cannot open") && !l.contains("ermission")),
         "(f) the hardened unit could not read the 0640 root:postfix map: {crit_lines:?}"
     );
+    // the map came from main.cf (postconf, run by the check inside the hardened unit): every failure names it
+    let map_name = MAP.rsplit('/').next().unwrap();
+    let verdicts: Vec<&String> = crit_lines.iter().filter(|l| l.starts_with("LDAP ")).collect();
+    assert!(
+        !verdicts.is_empty()
+            && verdicts.iter().all(|l| l.starts_with(&format!("LDAP CRITICAL - {map_name}: ldap://127.0.0.1:389: "))),
+        "(f) the check did not find the map through main.cf: {crit_lines:?}"
+    );
+    rep.add(format!("(f) discovery in the hardened unit, journal (err): {:?}", verdicts[0]));
     let pid1_start: u64 = sb.ctl(&["show", "-P", "UserspaceTimestampMonotonic"]).trim().parse().unwrap_or(0);
     rep.add(format!(
         "(f) boot with LDAP down: first check failed at +{:.2} s after PID 1 started, stop latch ran once (at +{:.2} s, \
@@ -982,11 +1007,20 @@ fn units_under_a_real_systemd() {
     assert!(checks >= 3, "(a) only {checks} checks in {:.1} s", 4.0 * INTERVAL);
     assert!(noise.is_empty(), "(a) per-run noise in the journal at the default level: {noise:#?}");
     assert!(leaked.len() * 2 <= checks, "(a) LogLevelMax=notice does not filter the OK lines: {leaked:#?}");
+    // postconf's warnings (health_check_key is an "unused parameter" to it) go to the check's pipe, not the
+    // journal: nothing in this boot from postconf, at any priority
+    let postconf_lines = sb.journal("", "", &["-t", "postconf"]);
+    rep.add(format!("(a) journal lines from postconf (run by every check) in this boot: {}", postconf_lines.len()));
+    assert!(postconf_lines.is_empty(), "(a) postconf logs to the journal: {postconf_lines:#?}");
 
     // ---------------------------------------------------------------- (w) WARNING never stops postfix
     let c = sb.mark();
     let t0 = mono_us();
-    sb.sh("printf '%s\\n' \"$1\" > \"$2\"", &["LDAP_HEALTH_CHECK_OPTIONS=\"-w 0.000001\"", ENV_FILE]);
+    // an empty LDAP_HEALTH_CHECK_CONFFILE= means discovery too (not "no map")
+    sb.sh(
+        "printf '%s\\n' \"$1\" \"$2\" > \"$3\"",
+        &["LDAP_HEALTH_CHECK_CONFFILE=", "LDAP_HEALTH_CHECK_OPTIONS=\"-w 0.000001\"", ENV_FILE],
+    );
     let s = poll(dur(INTERVAL + SLACK), || {
         Some(sb.snap()).filter(|s| s.probe_started() > t0 && s.down(PROBE) && s.get(PROBE, "ExecMainStatus") == "1")
     })
@@ -996,8 +1030,8 @@ fn units_under_a_real_systemd() {
     let s2 = sb.snap();
     let warnings = sb.journal(&c, PROBE, &["-p", "warning..warning"]);
     rep.add(format!(
-        "(w) {ENV_FILE} written -> WARNING check at +{first:.2} s (.path unit); {:.1} s later postfix untouched, \
-         result '{}', latch runs {}, journal: {:?}",
+        "(w) {ENV_FILE} written (with an empty LDAP_HEALTH_CHECK_CONFFILE=) -> WARNING check at +{first:.2} s \
+         (.path unit); {:.1} s later postfix untouched, result '{}', latch runs {}, journal: {:?}",
         secs(t0, s2.at),
         s2.get(PROBE, "Result"),
         sb.starts(&c, STOP_LATCH) + sb.starts(&c, START_LATCH),
@@ -1007,8 +1041,8 @@ fn units_under_a_real_systemd() {
     assert_eq!(s2.get(PROBE, "Result"), "success");
     assert_eq!(sb.starts(&c, STOP_LATCH), 0);
     assert!(
-        warnings.iter().any(|l| l.starts_with("LDAP WARNING")),
-        "(w) no LDAP WARNING line at priority warning: {warnings:?}"
+        warnings.iter().any(|l| l.starts_with("LDAP WARNING - 1 map, 1 server in ")),
+        "(w) no LDAP WARNING line for the one map at priority warning: {warnings:?}"
     );
     let t0 = mono_us();
     sb.sh("rm -f \"$1\"", &[ENV_FILE]);
@@ -1231,9 +1265,10 @@ fn units_under_a_real_systemd() {
     ));
     assert!(ran < INTERVAL, "(p) the check ran {ran:.2} s after the change: not at once");
     assert_eq!(s.get(PROBE, "ExecMainStatus"), "3", "(p) a malformed map must be UNKNOWN");
+    // discovered: postconf itself parses the map that main.cf names, and its fatal error is the reason
     assert!(
-        unknown.iter().any(|l| l.starts_with("LDAP UNKNOWN")),
-        "(p) no LDAP UNKNOWN line at priority err: {unknown:?}"
+        unknown.iter().any(|l| l.starts_with("LDAP UNKNOWN") && l.contains(&format!("{MAP}, line "))),
+        "(p) no LDAP UNKNOWN line naming {MAP} at priority err: {unknown:?}"
     );
     let t0 = mono_us();
     sb.sh("printf '%s' \"$1\" > \"$2\"", &[&map_text(), MAP]); // same inode: mode and owner kept
