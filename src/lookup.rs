@@ -33,11 +33,20 @@ use crate::config::{Map, Scope};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LookupError {
     pub message: String,
+    /// The connection is gone (an I/O error, the server closed it): nothing more can be asked on it.
+    pub connection_lost: bool,
 }
 
 impl LookupError {
     fn new(message: impl Into<String>) -> Self {
-        LookupError { message: message.into() }
+        LookupError { message: message.into(), connection_lost: false }
+    }
+
+    fn from_ldap(e: &ldap3::LdapError) -> Self {
+        LookupError {
+            message: format!("search error: {}", crate::probe::ldap_reason(e)),
+            connection_lost: crate::probe::connection_lost(e),
+        }
     }
 }
 
@@ -799,7 +808,7 @@ async fn search(
         .with_search_options(opts)
         .search(base, ldap_scope(scope), &normalize_filter(filter), attrs.to_vec())
         .await
-        .map_err(|e| LookupError::new(format!("search error: {}", crate::probe::ldap_reason(&e))))?;
+        .map_err(|e| LookupError::from_ldap(&e))?;
     let entries =
         result.0.into_iter().filter(|e| !e.is_ref() && !e.is_intermediate()).filter_map(|e| Entry::parse(e.0));
     Ok(SearchOutcome { rc: result.1.rc, text: result.1.text.clone(), entries: entries.collect() })

@@ -352,6 +352,7 @@ async fn connect_and_check(
         progress.borrow_mut().begin(Stage::Search);
         let result = ldap.search(base, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await;
         let elapsed = progress.borrow_mut().end();
+        lost = matches!(&result, Err(e) if connection_lost(e));
         let result = match result {
             Err(e) => Err(fail(Stage::Search, ldap_reason(&e))),
             Ok(r) if r.1.rc == 32 => {
@@ -366,7 +367,6 @@ async fn connect_and_check(
             )),
             Ok(_) => Ok(elapsed),
         };
-        lost = matches!(&result, Err(f) if f.message.contains("connection"));
         progress.borrow_mut().report.searches.push(SearchReport { base: base.clone(), result });
         if lost {
             break;
@@ -381,7 +381,7 @@ async fn connect_and_check(
         progress.borrow_mut().begin(Stage::Lookup);
         let result = crate::lookup::lookup(&mut ldap, &l.spec, &l.query).await;
         let elapsed = progress.borrow_mut().end();
-        lost = matches!(&result, Err(e) if e.message.contains("connection"));
+        lost = matches!(&result, Err(e) if e.connection_lost);
         let result = result.map_err(|e| fail(Stage::Lookup, e.message));
         progress.borrow_mut().report.lookups.push(LookupReport { map: l.map, key: l.key.clone(), result, elapsed });
     }
@@ -672,6 +672,18 @@ fn resolve_reason(e: &std::io::Error) -> String {
     s.strip_prefix("failed to lookup address information: ").unwrap_or(&s).to_lowercase()
 }
 
+/// Whether an ldap3 error means the connection is unusable (as opposed to an LDAP result or a bad filter).
+pub fn connection_lost(e: &LdapError) -> bool {
+    matches!(
+        e,
+        LdapError::Io { .. }
+            | LdapError::EndOfStream
+            | LdapError::OpSend { .. }
+            | LdapError::ResultRecv { .. }
+            | LdapError::IdScrubSend { .. }
+            | LdapError::MiscSend { .. }
+    )
+}
 /// ldap3's errors, without its `I/O error:` wrapping.
 pub(crate) fn ldap_reason(e: &LdapError) -> String {
     match e {
