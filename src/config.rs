@@ -394,7 +394,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Map, ConfigError> {
 }
 
 /// Every parameter name Postfix reads from an LDAP map, plus our `health_check_key`.
-const KNOWN_NAMES: &[&str] = &[
+pub const KNOWN_NAMES: &[&str] = &[
     "server_host",
     "server_port",
     "timeout",

@@ -37,11 +37,10 @@ pub fn client_config(tls: &TlsParams, note: CertNote) -> Result<Arc<ClientConfig
                 .map_err(|e| format!("cannot use the CA certificates: {e}"))?,
         )
     };
-    let verifier: Arc<dyn ServerCertVerifier> = match (tls.require_cert, webpki) {
-        (true, Some(v)) => Arc::new(Strict { inner: v, note }),
-        (true, None) => return Err("tls_require_cert = yes, but no CA certificate is available".to_string()),
-        (false, inner) => Arc::new(Lenient { inner, provider: provider.clone(), note }),
-    };
+    if tls.require_cert && webpki.is_none() {
+        return Err("tls_require_cert = yes, but no CA certificate is available".to_string());
+    }
+    let verifier = Arc::new(Verifier { webpki, require: tls.require_cert, provider: provider.clone(), note });
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
@@ -121,62 +120,18 @@ fn record(note: &CertNote, text: String) {
     }
 }
 
-/// `tls_require_cert = yes`: the normal WebPKI verification, recording success.
+/// Checks the server certificate against the CAs and records the outcome in the note. With
+/// `tls_require_cert = yes` a failure ends the handshake; with `no` (Postfix's default) any certificate is
+/// accepted, as Postfix does, and the note says whether it would have passed.
 #[derive(Debug)]
-struct Strict {
-    inner: Arc<WebPkiServerVerifier>,
-    note: CertNote,
-}
-
-impl ServerCertVerifier for Strict {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-        if verdict.is_ok() {
-            record(&self.note, "certificate verified".to_string());
-        }
-        verdict
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `tls_require_cert = no` (Postfix's default): accept any certificate, as Postfix does, but say whether it
-/// would have passed verification.
-#[derive(Debug)]
-struct Lenient {
-    inner: Option<Arc<WebPkiServerVerifier>>,
+struct Verifier {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    require: bool,
     provider: Arc<CryptoProvider>,
     note: CertNote,
 }
 
-impl ServerCertVerifier for Lenient {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -185,10 +140,11 @@ impl ServerCertVerifier for Lenient {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let text = match &self.inner {
+        let text = match &self.webpki {
             None => "certificate not verified (tls_require_cert = no and no tls_ca_cert_file)".to_string(),
             Some(v) => match v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
                 Ok(_) => "certificate verified".to_string(),
+                Err(e) if self.require => return Err(e),
                 Err(e) => format!("certificate accepted unverified (tls_require_cert = no): {e}"),
             },
         };

@@ -178,51 +178,11 @@ fn value_text() -> impl Strategy<Value = String> {
 
 /// Names Postfix reads, names it does not, and near misses.
 fn name() -> impl Strategy<Value = String> {
-    const KNOWN: &[&str] = &[
-        "server_host",
-        "server_port",
-        "timeout",
-        "search_base",
-        "query_filter",
-        "result_format",
-        "result_filter",
-        "domain",
-        "result_attribute",
-        "special_result_attribute",
-        "terminal_result_attribute",
-        "leaf_result_attribute",
-        "scope",
-        "bind",
-        "bind_dn",
-        "bind_pw",
-        "version",
-        "start_tls",
-        "tls_ca_cert_file",
-        "tls_ca_cert_dir",
-        "tls_cert",
-        "tls_key",
-        "tls_require_cert",
-        "tls_cipher_suite",
-        "sasl_mechs",
-        "sasl_realm",
-        "sasl_authz_id",
-        "sasl_minssf",
-        "cache",
-        "cache_expiry",
-        "cache_size",
-        "recursion_limit",
-        "expansion_limit",
-        "size_limit",
-        "dereference",
-        "chase_referrals",
-        "debuglevel",
-        "health_check_key",
-        "Server_Host",
-        "serverhost",
-        "x",
-    ];
+    // Every name Postfix reads, then near misses Postfix ignores (names are case-sensitive).
+    const NEAR_MISSES: &[&str] = &["Server_Host", "serverhost", "x"];
+    let names: Vec<&'static str> = ldap_health_check::config::KNOWN_NAMES.iter().chain(NEAR_MISSES).copied().collect();
     prop_oneof![
-        8 => proptest::sample::select(KNOWN).prop_map(str::to_string),
+        8 => proptest::sample::select(names).prop_map(str::to_string),
         1 => proptest::string::string_regex("[a-z_]{1,12}").unwrap(),
     ]
 }
