@@ -565,23 +565,47 @@ fn unreadable_map_file_as_a_non_root_user() {
         return;
     }
     let wrap = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"];
-    // The binary must be reachable by nobody: else a copy in a directory everyone can enter.
-    let copy = TempDir::new();
     let reachable = |p: &Path| {
         Command::new(wrap[0]).args(&wrap[1..]).arg("test").arg("-x").arg(p).status().is_ok_and(|s| s.success())
     };
     let mut program = bin();
+    let mut f = f;
+    // The checkout may sit where nobody cannot enter (a clone under /root): then the binary and the map go
+    // to a directory of ours under the system temporary directory, open to nobody; the map (0600 root) is not.
+    let open_dir = OpenDir::new();
     if !reachable(&program) {
-        fs::set_permissions(copy.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let target = copy.join("ldap-health-check");
+        let target = open_dir.0.join("ldap-health-check");
         fs::copy(&program, &target).unwrap();
         fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
         program = target;
         assert!(reachable(&program), "nobody cannot run {} either", program.display());
+        let moved = open_dir.0.join("secret.cf");
+        fs::copy(&map, &moved).unwrap();
+        fs::set_permissions(&moved, fs::Permissions::from_mode(0o600)).unwrap();
+        f.map = moved;
+    } else {
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
     }
-    // The directory of the map is open to nobody; the map (0600 root) is not.
-    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
     check_with(&f, &program, &wrap);
+}
+
+/// A directory under the system temporary directory that everyone may enter, removed on Drop.
+struct OpenDir(PathBuf);
+
+impl OpenDir {
+    fn new() -> OpenDir {
+        let dir = std::env::temp_dir().join(format!("lhc-faults-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        OpenDir(dir)
+    }
+}
+
+impl Drop for OpenDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 fn is_root() -> bool {
