@@ -12,7 +12,8 @@ use crate::range::Range;
 /// Reads each map file as Postfix does (given with -f, or every ldap: and proxy:ldap: map that Postfix's own
 /// configuration uses), probes every server of every map concurrently under one deadline (connect,
 /// STARTTLS/TLS, bind, base search, then the canary lookups), decides as Postfix would experience it (servers
-/// are tried in order; Postfix fails over only when a connect fails; a canary key not found means Postfix
+/// are tried in order; Postfix fails over only when the connection cannot be made, including a failed ldaps
+/// handshake; a canary key not found means Postfix
 /// answers 550 User unknown), prints one Nagios line and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 /// With --query KEY it looks one key up exactly as `postmap -q KEY ldap:FILE` does instead.
 #[derive(Parser, Debug, Clone)]
@@ -20,8 +21,8 @@ use crate::range::Range;
     name = "ldap-health-check",
     version,
     after_help = "Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for usage errors; --help and --version exit 0).\n\
-                  Without --once the check repeats every --interval while the directory is usable and exits 2 at the\n\
-                  first failing check (the shape of the old ldap-health-check daemon).\n\
+                  Without --once the check repeats every --interval while the directory is usable and exits at the\n\
+                  first failing check: 2 CRITICAL, 3 UNKNOWN (the shape of the old ldap-health-check daemon).\n\
                   Canaries: keys that must resolve, from --canary (every map) and from `health_check_key = k1, k2` in a\n\
                   map file (that map only; Postfix ignores the parameter). Not found: CRITICAL (Postfix answers 550);\n\
                   lookup error: CRITICAL (451); a key Postfix never looks up (outside `domain`...): UNKNOWN.\n\
