@@ -123,6 +123,7 @@ fn server(s: &ServerVerdict) -> String {
     o.number("elapsed_seconds", s.elapsed);
     o.raw("error", &s.failure.as_ref().map(error).unwrap_or_else(|| "null".to_string()));
     o.opt_string("tls_note", s.tls_note.as_deref());
+    o.boolean("abandoned", s.abandoned);
     o.finish()
 }
 
@@ -269,6 +270,8 @@ mod tests {
                     failure: Some(Failure { stage: Stage::Bind, timed_out: false, message: "no\nway".into() }),
                     tls_note: None,
                     elapsed: Duration::from_micros(2500),
+                    abandoned: false,
+                    notes: vec![],
                 }],
                 warnings: vec![],
                 canaries: vec![CanaryVerdict {

@@ -111,6 +111,10 @@ fn long_server(out: &mut String, s: &ServerVerdict) {
     if let Some(f) = &s.failure {
         parts.push(f.message.clone());
     }
+    if s.abandoned {
+        parts.push("not needed: Postfix uses an earlier server".to_string());
+    }
+    parts.extend(s.notes.iter().cloned());
     let _ = write!(out, "  {}{}: {}", s.url, role, one_line(&parts.join(", ")));
     if let Some(addr) = &s.address {
         let _ = write!(out, " (address {addr})");

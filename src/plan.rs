@@ -38,8 +38,11 @@ pub struct MapPlan {
     /// The base to search: `search_base`, or the static suffix of a base with `%` expansions; `None` when
     /// nothing static is left to check.
     pub base: Option<String>,
-    /// Why this map cannot be checked at all (a setting this tool does not support): the map is UNKNOWN.
+    /// Why this map cannot be checked at all (Postfix would fail on it too): the map is UNKNOWN.
     pub unsupported: Option<String>,
+    /// Why this map is not checked (a setting Postfix handles but this tool does not, see [`unsupported`]): the
+    /// map is WARNING, "not checked", rather than failing closed on a healthy directory.
+    pub not_checked: Option<String>,
     /// The canaries of the map: its `health_check_key` values, then the `--canary` keys, each once.
     pub canaries: Vec<Canary>,
     /// Which Postfix parameters use this map (discovery), for the long output.
@@ -57,6 +60,12 @@ impl Plan {
         Plan::with_canaries(maps, &[], &mut |_, _| Err("no table lookups here".to_string()))
     }
 
+    /// For each map, its jobs in `server_host` order (what [`crate::probe::run`] needs to know when every
+    /// map is decided).
+    pub fn job_orders(&self) -> Vec<Vec<usize>> {
+        self.maps.iter().map(|m| m.jobs.clone()).collect()
+    }
+
     /// The plan for `maps`, each with its own `health_check_key` canaries and the `global` ones. `table` answers
     /// the `type:table` entries of `domain` lists (see [`crate::lookup::postmap_table_lookup`]).
     pub fn with_canaries(
@@ -67,7 +76,8 @@ impl Plan {
         let mut plan = Plan::default();
         for map in maps {
             let index = plan.maps.len();
-            let mut unsupported = unsupported(&map);
+            let not_checked = unsupported(&map);
+            let mut unsupported = None;
             let base = static_base(&map.search_base);
             let mut canaries = Vec::new();
             let keys = map
@@ -81,7 +91,7 @@ impl Plan {
                 }
             }
             let mut lookups = Vec::new();
-            if !canaries.is_empty() && unsupported.is_none() {
+            if !canaries.is_empty() && not_checked.is_none() {
                 match Spec::new(&map) {
                     Err(e) => unsupported = Some(e),
                     Ok(spec) => {
@@ -97,7 +107,7 @@ impl Plan {
                 }
             }
             let mut jobs = Vec::new();
-            if unsupported.is_none() {
+            if unsupported.is_none() && not_checked.is_none() {
                 for endpoint in endpoints(&map) {
                     let job = plan.job_for(endpoint, base.as_deref());
                     // A server listed twice is one connection: its canaries run once.
@@ -107,7 +117,7 @@ impl Plan {
                     jobs.push(job);
                 }
             }
-            plan.maps.push(MapPlan { map, jobs, base, unsupported, canaries, used_by: Vec::new() });
+            plan.maps.push(MapPlan { map, jobs, base, unsupported, not_checked, canaries, used_by: Vec::new() });
         }
         plan
     }
@@ -151,13 +161,12 @@ pub fn endpoints(map: &Map) -> Vec<Endpoint> {
         .collect()
 }
 
-/// Settings Postfix accepts that this tool cannot check the way Postfix would use them.
+/// Settings Postfix accepts that this tool cannot check the way Postfix would use them (SASL mechanisms other
+/// than EXTERNAL, which works over ldapi:// or with a TLS client certificate).
 pub fn unsupported(map: &Map) -> Option<String> {
     if map.bind == BindMode::Sasl && !map.sasl_mechs.iter().any(|m| m.eq_ignore_ascii_case("EXTERNAL")) {
         let mechs = if map.sasl_mechs.is_empty() { "(none)".to_string() } else { map.sasl_mechs.join(" ") };
-        return Some(format!(
-            "bind = sasl with sasl_mechs = {mechs}: only the EXTERNAL mechanism is supported (ldapi:// or a TLS client certificate)"
-        ));
+        return Some(format!("bind = sasl with sasl_mechs = {mechs}: only EXTERNAL is supported"));
     }
     None
 }

@@ -6,6 +6,8 @@
 //! Every stage is timed; the first failure ends the job and names its stage. The whole batch runs under a
 //! single deadline: whatever the servers do (blackholed connect, silence after accept, a stalled handshake or
 //! bind or search, slow DNS), [`run`] returns by the deadline and reports the stage each job was stuck in.
+//! It returns earlier once every map's outcome is known (the server Postfix would use has finished): servers
+//! Postfix would not reach are not waited for, and their jobs are reported as [`ConnReport::abandoned`].
 //!
 //! Probing never parses configuration text and never decides a verdict.
 
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, StdStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
@@ -54,8 +56,9 @@ impl Stage {
         }
     }
 
-    /// Whether Postfix (libldap) moves on to the next server when this stage fails: only when the
-    /// connection cannot be made at all.
+    /// Whether Postfix (libldap) moves on to the next server whatever the failure in this stage: when the
+    /// connection cannot be made at all. (An `ldaps://` TLS handshake that fails also fails over: see
+    /// [`Failure::fails_over`].)
     pub fn fails_over(self) -> bool {
         matches!(self, Stage::Resolve | Stage::Connect)
     }
@@ -142,6 +145,17 @@ pub struct Failure {
     pub message: String,
 }
 
+impl Failure {
+    /// Whether Postfix (libldap) moves on to the next server of the list after this failure on a server of
+    /// `scheme`: when the connection cannot be made (name resolution, connect), and when the TLS handshake of
+    /// an `ldaps://` server fails (`ldap_int_open_connection()` returns -1: certificate rejected, handshake
+    /// error). Not after STARTTLS (the connection is open by then), nor when an `ldaps://` handshake hangs
+    /// (libldap blocks in it), nor after anything later.
+    pub fn fails_over(&self, scheme: Scheme) -> bool {
+        self.stage.fails_over() || (self.stage == Stage::Tls && scheme == Scheme::Ldaps && !self.timed_out)
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -170,8 +184,13 @@ pub struct ConnReport {
     pub searches: Vec<SearchReport>,
     /// One report per canary lookup of the job that ran before the end (in job order).
     pub lookups: Vec<LookupReport>,
+    /// Things worth a line in the long output that change no verdict (a base found without its entry).
+    pub notes: Vec<String>,
     /// Wall time of the whole job.
     pub elapsed: Duration,
+    /// The job was cut short, unfinished, because no map needed it any more: every map it serves is decided
+    /// by an earlier server of its list (Postfix would not get to this one). Nothing else is reported.
+    pub abandoned: bool,
 }
 
 impl ConnReport {
@@ -205,17 +224,57 @@ impl ConnReport {
 
 /// Run every job concurrently; return one report per job (same order) by `deadline` after `start` (the start
 /// of the check, which may be a little before this call).
+///
+/// `maps` lists, for each map, the indexes of its jobs in `server_host` order. The run ends as soon as every
+/// map is decided (see [`map_decided`]): the jobs still running then serve no map that needs them, and are
+/// stopped and reported as [`ConnReport::abandoned`]. A job not listed in any map is not waited for.
 pub fn run(
     rt: &tokio::runtime::Runtime,
     jobs: &[Job],
+    maps: &[Vec<usize>],
     start: std::time::Instant,
     deadline: Duration,
 ) -> Vec<ConnReport> {
     rt.block_on(async {
         let start = Instant::from_std(start);
         let until = start + deadline;
-        join_all(jobs.iter().map(|job| probe_job(job, start, until))).await
+        let mut reports: Vec<Option<ConnReport>> = vec![None; jobs.len()];
+        {
+            let mut pending: FuturesUnordered<_> = jobs
+                .iter()
+                .enumerate()
+                .map(|(i, job)| async move { (i, probe_job(job, start, until).await) })
+                .collect();
+            while !maps.iter().all(|m| map_decided(jobs, m, &reports)) {
+                match pending.next().await {
+                    Some((i, report)) => reports[i] = Some(report),
+                    None => break,
+                }
+            }
+            // Dropping the unfinished jobs closes their connections.
+        }
+        let elapsed = start.elapsed();
+        reports
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| ConnReport { abandoned: true, elapsed, ..ConnReport::default() }))
+            .collect()
     })
+}
+
+/// Whether the outcome of a map whose servers are the jobs `order` (indexes into `jobs`) is known from the
+/// finished jobs (`reports`): walking its servers in order, a finished job whose connection failure does
+/// not fail over (or that succeeded) decides it; an unfinished one leaves it open; all failed over: decided.
+pub fn map_decided(jobs: &[Job], order: &[usize], reports: &[Option<ConnReport>]) -> bool {
+    for &j in order {
+        match &reports[j] {
+            None => return false,
+            Some(r) => match &r.failure {
+                Some(f) if f.fails_over(jobs[j].endpoint.server.scheme) => continue,
+                _ => return true,
+            },
+        }
+    }
+    true
 }
 
 /// The mutable state of one job, kept outside its future so a timeout can still read how far it got.
@@ -243,13 +302,22 @@ impl Progress {
     }
 }
 
+/// Stops the task that drives a connection when dropped (also when the job's future is dropped unfinished).
+struct DriverGuard(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
+    }
+}
+
 async fn probe_job(job: &Job, start: Instant, until: Instant) -> ConnReport {
     let progress = RefCell::new(Progress::default());
-    let mut driver = None;
-    let outcome = tokio::time::timeout_at(until, connect_and_check(job, &progress, until, &mut driver)).await;
-    if let Some(handle) = driver {
-        handle.abort();
-    }
+    let mut driver = DriverGuard(None);
+    let outcome = tokio::time::timeout_at(until, connect_and_check(job, &progress, until, &mut driver.0)).await;
+    drop(driver);
     let mut p = progress.into_inner();
     match outcome {
         Ok(Ok(())) => {}
@@ -361,11 +429,15 @@ async fn connect_and_check(
             Ok(r) if r.1.rc != 0 => {
                 Err(fail(Stage::Search, format!("search of {base}: {}", result_reason(r.1.rc, &r.1.text))))
             }
-            Ok(r) if r.0.is_empty() => Err(fail(
-                Stage::Search,
-                format!("search base {base} is not visible to this identity (no entry returned)"),
-            )),
-            Ok(_) => Ok(elapsed),
+            Ok(r) => {
+                if r.0.is_empty() {
+                    // The base exists (rc 0) but its entry is not readable by this identity (an ACL with
+                    // `search` but not `read` on it): Postfix's subtree searches below it still work.
+                    let note = format!("base {base} answered with no entry: readable? canaries tell");
+                    progress.borrow_mut().report.notes.push(note);
+                }
+                Ok(elapsed)
+            }
         };
         progress.borrow_mut().report.searches.push(SearchReport { base: base.clone(), result });
         if lost {
@@ -451,6 +523,25 @@ async fn connect(
         let _ = conn.drive().await;
     }));
 
+    // Postfix sends StartTLS whatever the scheme: on ldaps:// (TLS is already on) slapd answers "Operations
+    // error", on ldapi:// libldap fails (-11); every lookup fails.
+    if ep.start_tls && server.scheme != Scheme::Ldap {
+        progress.borrow_mut().begin(Stage::StartTls);
+        let (scheme, error) = if server.scheme == Scheme::Ldaps {
+            ("ldaps", "Operations error")
+        } else {
+            ("ldapi", "Connect error, -11")
+        };
+        return Err(Failure {
+            stage: Stage::StartTls,
+            timed_out: false,
+            message: format!(
+                "start_tls = yes on an {scheme}:// server: Postfix's STARTTLS fails there ({error}); use ldap:// \
+                 with start_tls, or {scheme}:// without"
+            ),
+        });
+    }
+
     // Bind as Postfix would.
     match ep.bind {
         BindMode::None => {}
@@ -461,7 +552,8 @@ async fn connect(
             } else if ep.bind_dn.is_empty() {
                 ("anonymous bind".to_string(), ldap.simple_bind("", ep.bind_pw.expose()).await)
             } else {
-                (format!("bind as {}", ep.bind_dn), ldap.simple_bind(&ep.bind_dn, ep.bind_pw.expose()).await)
+                let who = format!("bind as {}", shown_bind_dn(&ep.bind_dn));
+                (who, ldap.simple_bind(&ep.bind_dn, ep.bind_pw.expose()).await)
             };
             match res {
                 Err(e) => return Err(fail(Stage::Bind, format!("{who} failed: {}", ldap_reason(&e)))),
@@ -474,6 +566,17 @@ async fn connect(
         }
     }
     Ok(ldap)
+}
+
+/// A `bind_dn` as it may be shown (summary line, JSON, journal). An indented `bind_pw = ...` line is, as for
+/// Postfix, a continuation of the line before it: when that line is `bind_dn`, the password ends up in the
+/// DN. Such a DN is never echoed.
+pub fn shown_bind_dn(bind_dn: &str) -> String {
+    if bind_dn.to_ascii_lowercase().contains("bind_pw") {
+        "the bind_dn of this map (it runs into an indented bind_pw line)".to_string()
+    } else {
+        bind_dn.to_string()
+    }
 }
 
 fn url_host(host: &str) -> String {
@@ -764,6 +867,27 @@ mod tests {
         assert_eq!(secs(Duration::from_millis(500)), "0.5 s");
         assert_eq!(secs(Duration::from_millis(1250)), "1.25 s");
         assert_eq!(secs(Duration::from_micros(2_000_400)), "2 s");
+    }
+
+    #[test]
+    fn a_failed_ldaps_handshake_fails_over_but_not_a_hung_one_nor_starttls() {
+        let tls = |timed_out| Failure { stage: Stage::Tls, timed_out, message: String::new() };
+        assert!(tls(false).fails_over(Scheme::Ldaps));
+        assert!(!tls(true).fails_over(Scheme::Ldaps), "libldap blocks in a hung handshake");
+        assert!(!tls(false).fails_over(Scheme::Ldap), "the handshake after STARTTLS");
+        let starttls = Failure { stage: Stage::StartTls, timed_out: false, message: String::new() };
+        assert!(!starttls.fails_over(Scheme::Ldaps) && !starttls.fails_over(Scheme::Ldap));
+        let connect = Failure { stage: Stage::Connect, timed_out: true, message: String::new() };
+        assert!(connect.fails_over(Scheme::Ldapi) && connect.fails_over(Scheme::Ldaps));
+    }
+
+    #[test]
+    fn a_bind_dn_holding_a_password_is_not_shown() {
+        assert_eq!(shown_bind_dn("cn=x,dc=y"), "cn=x,dc=y");
+        assert_eq!(
+            shown_bind_dn("cn=x,dc=y  bind_pw = S3cret"),
+            "the bind_dn of this map (it runs into an indented bind_pw line)"
+        );
     }
 
     #[test]

@@ -1,24 +1,26 @@
 //! The verdict: what Postfix would experience with each map, and the worst of them.
 //!
 //! Postfix hands all of a map's `server_host` entries to libldap as one URL list; libldap tries them in order
-//! and moves on to the next one **only when the connection cannot be made** (OpenLDAP
-//! `ldap_new_connection()`; verified with Postfix 3.7: a refused first server fails over silently, a first
-//! server that accepts and then stalls, refuses the bind or lacks the search base is a lookup error, 451).
-//! So per map:
-//! - the first server that accepts a connection decides: if anything after the connect fails (STARTTLS, TLS,
-//!   bind, search, a timeout), the map is CRITICAL even when a later server is fine;
-//! - servers before it that could not be reached make the map WARNING (Postfix waits for them on every new
-//!   connection);
+//! and moves on to the next one **only when the connection cannot be opened** (OpenLDAP
+//! `ldap_new_connection()` / `ldap_int_open_connection()`; verified with Postfix 3.7: a refused first server
+//! fails over silently, and so does an `ldaps://` server whose TLS handshake fails, e.g. its certificate is
+//! rejected; a first server that accepts and then stalls (also in an `ldaps://` handshake), fails STARTTLS,
+//! refuses the bind or lacks the search base is a lookup error, 451). So per map:
+//! - the first server whose connection opens decides: if anything after that fails (STARTTLS and its TLS
+//!   handshake, bind, search, a timeout), the map is CRITICAL even when a later server is fine;
+//! - servers before it that could not be reached (or whose `ldaps://` handshake failed) make the map WARNING
+//!   (Postfix waits for them on every new connection);
 //! - no server reachable: CRITICAL.
 //!
-//! A map that cannot be read or that Postfix would refuse to open is UNKNOWN. The worst map wins
+//! A map that cannot be read or that Postfix would refuse to open is UNKNOWN; a map that uses a setting this
+//! tool cannot check (a SASL mechanism other than EXTERNAL) is WARNING, "not checked". The worst map wins
 //! (CRITICAL > UNKNOWN > WARNING > OK); response-time thresholds apply on top.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Scheme};
 use crate::lookup::Prepared;
 use crate::plan::{Canary, CanarySource, Plan};
 use crate::probe::{ConnReport, Failure, Stage, StageTime};
@@ -84,7 +86,8 @@ pub enum Role {
     Decides,
     /// Postfix would try it first, fail to connect, and move on.
     FailedOver,
-    /// Postfix would not reach it while an earlier server accepts connections; probed for the record.
+    /// Postfix would not reach it while an earlier server accepts connections; probed for the record (or not
+    /// waited for: [`ServerVerdict::abandoned`]).
     Standby,
 }
 
@@ -100,6 +103,11 @@ pub struct ServerVerdict {
     pub tls_note: Option<String>,
     /// Connect to the end of this map's search (or to the failure).
     pub elapsed: Duration,
+    /// A standby server whose check was stopped unfinished once the map was decided (not needed: Postfix uses
+    /// an earlier server): no failure, no search, `elapsed` is the time it ran.
+    pub abandoned: bool,
+    /// Remarks on this map's checks that change nothing (the base answered without its entry).
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -247,7 +255,18 @@ pub fn decide(plan: &Plan, reports: &[ConnReport]) -> Vec<MapVerdict> {
                 verdict.reason = Some(why.clone());
                 return verdict;
             }
-            decide_map(&mut verdict, mp.jobs.iter().map(|&j| (plan.jobs[j].endpoint.server.url(), &reports[j])));
+            if let Some(why) = &mp.not_checked {
+                verdict.state = State::Warning;
+                verdict.reason = Some(format!("not checked: {why}"));
+                return verdict;
+            }
+            decide_map(
+                &mut verdict,
+                mp.jobs.iter().map(|&j| {
+                    let server = &plan.jobs[j].endpoint.server;
+                    (server.url(), server.scheme, &reports[j])
+                }),
+            );
             let decider = verdict.servers.iter().position(|s| s.role == Role::Decides).map(|i| &reports[mp.jobs[i]]);
             decide_canaries(&mut verdict, index, &mp.canaries, decider);
             verdict
@@ -255,11 +274,27 @@ pub fn decide(plan: &Plan, reports: &[ConnReport]) -> Vec<MapVerdict> {
         .collect()
 }
 
-fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (String, &'a ConnReport)>) {
+fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (String, Scheme, &'a ConnReport)>) {
     let base = verdict.base.clone();
     let mut decided = false;
     let mut skipped: Vec<String> = Vec::new();
-    for (url, report) in servers {
+    for (url, scheme, report) in servers {
+        if report.abandoned {
+            // Stopped unfinished because an earlier server decides every map it serves (so this map too).
+            verdict.servers.push(ServerVerdict {
+                url,
+                role: Role::Standby,
+                address: None,
+                stages: Vec::new(),
+                search: None,
+                failure: None,
+                tls_note: None,
+                elapsed: report.elapsed,
+                abandoned: true,
+                notes: Vec::new(),
+            });
+            continue;
+        }
         // The failure that matters for this map: the connection's, else this map's base search. (A search or
         // canary lookup that failed or ran out of time is judged per base and per canary.)
         let connection = report.failure.as_ref().filter(|f| !matches!(f.stage, Stage::Search | Stage::Lookup));
@@ -278,7 +313,7 @@ fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (Strin
         };
         let role = if decided {
             Role::Standby
-        } else if failure.as_ref().is_some_and(|f| f.stage.fails_over()) {
+        } else if failure.as_ref().is_some_and(|f| f.fails_over(scheme)) {
             Role::FailedOver
         } else {
             Role::Decides
@@ -309,6 +344,11 @@ fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (Strin
             failure,
             tls_note: report.tls_note.clone(),
             elapsed,
+            abandoned: false,
+            notes: match &base {
+                Some(b) => report.notes.iter().filter(|n| n.starts_with(&format!("base {b} "))).cloned().collect(),
+                None => Vec::new(),
+            },
         });
     }
     if !decided {
@@ -354,7 +394,8 @@ fn decide_canaries(verdict: &mut MapVerdict, map: usize, canaries: &[Canary], de
                 problems.push((
                     State::Unknown,
                     format!(
-                        "canary {key} is never looked up: {why} (Postfix answers 550 User unknown without asking                          LDAP): fix {from}"
+                        "canary {key} is never looked up: {why} (Postfix answers 550 User unknown without asking \
+                         LDAP): fix {from}"
                     ),
                 ))
             }
@@ -433,7 +474,7 @@ mod tests {
         };
         let named: Vec<(String, ConnReport)> =
             servers.into_iter().enumerate().map(|(i, r)| (format!("ldap://s{i}:389"), r)).collect();
-        decide_map(&mut v, named.iter().map(|(u, r)| (u.clone(), r)));
+        decide_map(&mut v, named.iter().map(|(u, r)| (u.clone(), Scheme::Ldap, r)));
         v
     }
 
@@ -458,6 +499,35 @@ mod tests {
             assert_eq!(v.state, State::Critical, "{stage}");
             assert_eq!(v.servers[0].role, Role::Decides);
         }
+    }
+
+    #[test]
+    fn failed_ldaps_handshake_fails_over_but_not_a_hung_one() {
+        let named = |first: ConnReport| {
+            let mut v = verdict_of(vec![]);
+            let servers = [
+                ("ldaps://s0:636".to_string(), Scheme::Ldaps, first),
+                ("ldap://s1:389".into(), Scheme::Ldap, ok_conn()),
+            ];
+            decide_map(&mut v, servers.iter().map(|(u, s, r)| (u.clone(), *s, r)));
+            v
+        };
+        let v = named(failed(Stage::Tls, "TLS handshake failed: server certificate rejected"));
+        assert_eq!((v.state, v.servers[0].role.clone()), (State::Warning, Role::FailedOver));
+        assert!(v.reason.unwrap().ends_with("(Postfix fails over to ldap://s1:389)"));
+        let mut hung = failed(Stage::Tls, "timed out");
+        hung.failure.as_mut().unwrap().timed_out = true;
+        let v = named(hung);
+        assert_eq!((v.state, v.servers[0].role.clone()), (State::Critical, Role::Decides));
+    }
+
+    #[test]
+    fn abandoned_servers_are_standby_without_failure() {
+        let abandoned = ConnReport { abandoned: true, ..Default::default() };
+        let v = verdict_of(vec![ok_conn(), abandoned]);
+        assert_eq!(v.state, State::Ok);
+        let s = &v.servers[1];
+        assert_eq!((s.role.clone(), s.abandoned, s.failure.is_none(), s.search), (Role::Standby, true, true, None));
     }
 
     #[test]

@@ -125,12 +125,15 @@ fn ldapi_with_sasl_external_is_ok() {
 }
 
 #[test]
-fn other_sasl_mechanisms_are_unknown() {
+fn other_sasl_mechanisms_are_a_warning_not_checked() {
+    // Not UNKNOWN: that would stop Postfix (fail closed) with a healthy directory, for a limit of this tool.
     let s = Slapd::shared();
     let d = TempDir::new();
     let m = d.write("plain.cf", &map_body(&s.ldap_url(), "bind = sasl\nsasl_mechs = PLAIN\nbind_pw = sasl-secret-1\n"));
-    let r = once(&m, &[], 3, &["sasl-secret-1"]);
-    assert!(first_line(&r).contains("EXTERNAL"), "{}", r.stdout);
+    let r = once(&m, &[], 1, &["sasl-secret-1"]);
+    let expected =
+        "LDAP WARNING - plain.cf: not checked: bind = sasl with sasl_mechs = PLAIN: only EXTERNAL is supported|";
+    assert!(first_line(&r).starts_with(expected), "{}", r.stdout);
 }
 
 #[test]
@@ -210,6 +213,148 @@ fn wrong_ca_with_require_cert_is_critical_in_tls() {
         assert!(line.contains(&format!("{name}: {host}: TLS handshake failed")), "{line}");
         assert!(line.contains("unknown certificate authority"), "{line}");
     }
+}
+
+#[test]
+fn ldaps_certificate_rejected_fails_over_to_the_next_server() {
+    // libldap gives up an ldaps:// URL whose TLS handshake fails and tries the next one (as for a refused
+    // connect): WARNING, not CRITICAL.
+    let s = Slapd::shared();
+    let d = TempDir::new();
+    let extra = format!("tls_ca_cert_file = {}\ntls_require_cert = yes\n{}", s.get("WRONG_CA_FILE"), service_bind(s));
+    let hosts = format!("{} {}", s.ldaps_url(), s.ldap_url());
+    let m =
+        d.write("ldaps-failover.cf", &map_body(&hosts, &format!("{extra}health_check_key = user0001@example.com\n")));
+    let r = once(&m, &[], 1, &[s.get("SERVICE_PW")]);
+    let line = first_line(&r);
+    assert!(
+        line.starts_with(&format!("LDAP WARNING - ldaps-failover.cf: {}: TLS handshake failed", s.ldaps_url())),
+        "{line}"
+    );
+    assert!(line.contains(&format!("(Postfix fails over to {})", s.ldap_url())), "{line}");
+    assert!(r.stdout.contains("[skipped by Postfix]") && r.stdout.contains("canary user0001@example.com: found"));
+    // Postfix agrees: the key is found through the second server.
+    let p = postmap_query(&m, "user0001@example.com");
+    assert_eq!((p.code, p.stdout.trim()), (0, "user0001@example.com"), "{}", p.stderr);
+
+    // With nothing to fail over to: CRITICAL.
+    let m = d.write("ldaps-alone.cf", &map_body(&s.ldaps_url(), &extra));
+    let r = once(&m, &[], 2, &[s.get("SERVICE_PW")]);
+    assert!(first_line(&r).contains("ldaps-alone.cf: ") && first_line(&r).contains("TLS handshake failed"));
+
+    // A handshake that hangs is no failover (libldap blocks in it): CRITICAL at the deadline.
+    let hung = FakeServer::start(FakeMode::SilentTlsHandshake);
+    let m = d.write("ldaps-hung.cf", &map_body(&format!("ldaps://{} {}", hung.addr, s.ldap_url()), ""));
+    let r = once(&m, &["-t", "0.5"], 2, &[]);
+    assert!(first_line(&r).contains("timed out after 0.5 s in TLS handshake"), "{}", r.stdout);
+}
+
+#[test]
+fn start_tls_on_ldaps_or_ldapi_is_critical_in_starttls() {
+    // Postfix sends StartTLS whatever the scheme, and every lookup fails there.
+    let s = Slapd::shared();
+    let d = TempDir::new();
+    let ca = s.get("CA_FILE");
+    let ldaps = map_body(
+        &format!("{} {}", s.ldaps_url(), s.ldap_url()),
+        &format!("start_tls = yes\ntls_ca_cert_file = {ca}\n{}", service_bind(s)),
+    );
+    let m = d.write("starttls-ldaps.cf", &ldaps);
+    let r = once(&m, &["--format", "json"], 2, &[s.get("SERVICE_PW")]);
+    assert!(r.stdout.contains("\"stage\":\"starttls\""), "{}", r.stdout);
+    let r = once(&m, &[], 2, &[s.get("SERVICE_PW")]);
+    assert!(
+        first_line(&r).contains(&format!(
+            "starttls-ldaps.cf: {}: start_tls = yes on an ldaps:// server: Postfix's STARTTLS fails there \
+             (Operations error); use ldap:// with start_tls, or ldaps:// without",
+            s.ldaps_url()
+        )),
+        "{}",
+        r.stdout
+    );
+    // Postfix agrees: a lookup error, although the key exists (and the second server would work).
+    let p = postmap_query(&m, "user0001@example.com");
+    assert_ne!(p.code, 0, "{}{}", p.stdout, p.stderr);
+
+    let m = d
+        .write("starttls-ldapi.cf", &map_body(&s.ldapi_url(), "start_tls = yes\nbind = sasl\nsasl_mechs = EXTERNAL\n"));
+    let r = once(&m, &[], 2, &[]);
+    assert!(first_line(&r).contains("start_tls = yes on an ldapi:// server"), "{}", r.stdout);
+}
+
+#[test]
+fn hung_standby_server_is_not_waited_for() {
+    // Postfix never gets to the second server while the first works: the check does not wait for it, so
+    // neither the verdict nor a -c threshold depends on it.
+    let s = Slapd::shared();
+    let d = TempDir::new();
+    let hung = FakeServer::start(FakeMode::AcceptThenSilence);
+    let extra = format!("{}health_check_key = user0001@example.com\n", service_bind(s));
+    let m = d.write("standby.cf", &map_body(&format!("{} ldap://{}", s.ldap_url(), hung.addr), &extra));
+    let r = once(&m, &["-t", "3"], 0, &[s.get("SERVICE_PW")]);
+    assert!(r.elapsed < Duration::from_secs(2), "verdict after {:?}:\n{}", r.elapsed, r.stdout);
+    assert!(first_line(&r).starts_with("LDAP OK - 1 map, 2 servers in "), "{}", r.stdout);
+    assert!(r.stdout.contains("canary user0001@example.com: found"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("ldap://{} [standby]: not needed: Postfix uses an earlier server", hung.addr)),
+        "{}",
+        r.stdout
+    );
+    let r = once(&m, &["-t", "3", "-c", "1"], 0, &[s.get("SERVICE_PW")]);
+    assert!(r.elapsed < Duration::from_secs(2), "verdict after {:?}", r.elapsed);
+    let r = once(&m, &["-t", "3", "--format", "json"], 0, &[s.get("SERVICE_PW")]);
+    assert!(r.stdout.contains("\"abandoned\":true"), "{}", r.stdout);
+    // The hung server first still decides, at the deadline.
+    let m = d.write("hung-first.cf", &map_body(&format!("ldap://{} {}", hung.addr, s.ldap_url()), &extra));
+    let r = once(&m, &["-t", "1"], 2, &[s.get("SERVICE_PW")]);
+    assert!(first_line(&r).contains("timed out after 1 s"), "{}", r.stdout);
+}
+
+#[test]
+fn bind_dn_running_into_an_indented_bind_pw_line_is_not_echoed() {
+    // As for Postfix, an indented line continues the one before: bind_dn swallows the password.
+    let s = Slapd::shared();
+    let d = TempDir::new();
+    let body = map_body(&s.ldap_url(), &format!("bind_dn = {}\n  bind_pw = {WRONG_PW}\n", s.get("SERVICE_DN")));
+    let body = format!("{body}bind_pw = other-Wr0ng-pw\n");
+    let m = d.write("cont.cf", &body);
+    let r = once(&m, &[], 2, &[WRONG_PW]);
+    assert!(
+        first_line(&r).starts_with(&format!(
+            "LDAP CRITICAL - cont.cf: {}: bind as the bind_dn of this map (it runs into an indented bind_pw line) \
+             failed: ",
+            s.ldap_url()
+        )),
+        "{}",
+        r.stdout
+    );
+    let r = once(&m, &["--format", "json"], 2, &[WRONG_PW]);
+    assert!(r.stdout.contains("runs into an indented bind_pw line"), "{}", r.stdout);
+}
+
+#[test]
+fn base_searchable_but_not_readable_is_ok() {
+    // An ACL grants search but not read on the base entry: its base search answers rc 0 without the entry,
+    // yet Postfix's subtree lookups below it work.
+    let s = Slapd::start_small();
+    let d = TempDir::new();
+    s.set_acls(&[
+        "to * by dn.exact=gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth manage by * break",
+        "to attrs=userPassword by self write by anonymous auth by * none",
+        "to dn.base=\"ou=people,dc=example,dc=com\" by * search",
+        "to * by * read",
+    ]);
+    let extra = format!("{}health_check_key = user0001@example.com\n", service_bind(&s));
+    let m = d.write("searchonly.cf", &map_body(&s.ldap_url(), &extra));
+    let p = postmap_query(&m, "user0001@example.com");
+    assert_eq!((p.code, p.stdout.trim()), (0, "user0001@example.com"), "{}", p.stderr);
+    let r = once(&m, &[], 0, &[s.get("SERVICE_PW")]);
+    assert!(
+        r.stdout.contains("base ou=people,dc=example,dc=com answered with no entry: readable? canaries tell"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("canary user0001@example.com: found"), "{}", r.stdout);
 }
 
 #[test]
