@@ -84,8 +84,13 @@ LIVE_SYSTEMD = [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]
 install: install-bin install-units install-doc install-man install-completions
 	if $(LIVE_SYSTEMD); then systemctl daemon-reload; fi
 
+# Over a live install the timer may start a check at any moment: the new binary is written beside the old one
+# and renamed over it (atomic), so a check runs either the old or the new one, never a half-written file
+# (which fails with 203/EXEC and, as a failed check, stops Postfix).
 install-bin: $(if $(NOBUILD),,$(BIN))
-	$(INSTALL) -Dm755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/ldap-health-check
+	$(INSTALL) -d $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/.ldap-health-check.tmp
+	mv -f $(DESTDIR)$(BINDIR)/.ldap-health-check.tmp $(DESTDIR)$(BINDIR)/ldap-health-check
 
 install-units:
 	$(INSTALL) -d $(DESTDIR)$(SYSTEMDUNITDIR)
@@ -103,8 +108,15 @@ uninstall: uninstall-units uninstall-bin uninstall-doc uninstall-man uninstall-c
 	if $(LIVE_SYSTEMD); then systemctl daemon-reload; fi
 
 # A running check is left to finish: stopping it would count as a failed check and stop Postfix.
+# Resetting the stop latch does not start Postfix: if a check had stopped it, it stays stopped, and says so.
 uninstall-units:
 	if $(LIVE_SYSTEMD); then \
+	  if systemctl is-active --quiet ldap-health-check-stop-postfix.service; then \
+	    echo '************************************************************************************' >&2; \
+	    echo 'NOTICE: Postfix was stopped by ldap-health-check and stays stopped:' >&2; \
+	    echo '        systemctl start postfix when ready' >&2; \
+	    echo '************************************************************************************' >&2; \
+	  fi; \
 	  systemctl disable --now ldap-health-check.timer ldap-health-check.path || :; \
 	  systemctl disable ldap-health-check.service || :; \
 	  systemctl stop ldap-health-check-stop-postfix.service ldap-health-check-start-postfix.service || :; \
@@ -112,7 +124,7 @@ uninstall-units:
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNIT_TEMPLATES) $(UNIT_FILES))
 
 uninstall-bin:
-	rm -f $(DESTDIR)$(BINDIR)/ldap-health-check
+	rm -f $(DESTDIR)$(BINDIR)/ldap-health-check $(DESTDIR)$(BINDIR)/.ldap-health-check.tmp
 
 uninstall-doc:
 	rm -f $(DESTDIR)$(DOCDIR)/$(EXAMPLE_ENV)

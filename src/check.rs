@@ -18,7 +18,8 @@ use crate::probe;
 use crate::prometheus;
 use crate::verdict::{self, Report, State, Thresholds};
 
-/// Postfix's default `timeout`, used as the deadline when no map could be read.
+/// Postfix's default `timeout`, used as the deadline when no map could be read, and for discovery (the maps'
+/// own `timeout` is not known before it) when `-t` is not given.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The environment variable that lists the map files when no `--conffile` is given.
@@ -43,16 +44,19 @@ pub fn run(cli: &Cli) -> ExitCode {
     let paths = conffiles(&cli.conffile, std::env::var_os(CONFFILE_ENV));
     if let Some(key) = &cli.query {
         if paths.len() != 1 {
-            eprintln!("ldap-health-check: --query KEY needs exactly one map: --query KEY -f FILE");
+            print_stderr("ldap-health-check: --query KEY needs exactly one map: --query KEY -f FILE\n");
             return ExitCode::from(State::Unknown.code());
         }
         return crate::query::run(&paths[0], key, cli.timeout, cli.postfix_config.as_deref(), cli.verbose);
     }
+    // The first check's clock starts here: discovery (postconf, which can hang on a slow disk) is part of it and
+    // runs under its deadline, `-t` or, as the maps' own `timeout` is not known yet, Postfix's default.
+    let start = Instant::now();
     let mut targets = Targets { canaries: cli.canary.clone(), ..Targets::default() };
     if paths.is_empty() {
         // No map given: every LDAP map that Postfix's own configuration uses.
         let dir = discover::config_dir(cli.postfix_config.as_deref());
-        match discover::discover(&dir) {
+        match discover::discover(&dir, start + cli.timeout.unwrap_or(DEFAULT_TIMEOUT)) {
             Ok(maps) if maps.is_empty() => {
                 let line = format!(
                     "no ldap: map in the Postfix configuration {} (main.cf, master.cf): give the maps with \
@@ -75,12 +79,11 @@ pub fn run(cli: &Cli) -> ExitCode {
     };
     let thresholds = Thresholds { warning: cli.warning.clone(), critical: cli.critical.clone() };
     let textfile = textfile_path(cli);
+    let mut first = Some(start);
     let code = loop {
-        let (report, deadline) = check(&rt, &targets, cli.timeout, &thresholds, &mut log);
+        let start = first.take().unwrap_or_else(Instant::now);
+        let (report, deadline) = check(&rt, &targets, start, cli.timeout, &thresholds);
         let finished = SystemTime::now();
-        if let Some(path) = &textfile {
-            write_textfile(&mut log, path, prometheus::write(path, &report, finished));
-        }
         let failing = matches!(report.state, State::Critical | State::Unknown);
         let last = cli.once || failing;
         match cli.format {
@@ -100,6 +103,11 @@ pub fn run(cli: &Cli) -> ExitCode {
                 print(&json::render(&report, &json::Context { deadline, thresholds: &thresholds, finished }))
             }
             Format::Json => {}
+        }
+        // The verdict is on stdout before anything that can block (syslog, the journal, the textfile's disk).
+        log_report(&mut log, &report);
+        if let Some(path) = &textfile {
+            write_textfile(&mut log, path, prometheus::write(path, &report, finished));
         }
         if last {
             break report.state.code();
@@ -123,15 +131,15 @@ fn conffiles(given: &[PathBuf], env: Option<OsString>) -> Vec<PathBuf> {
     paths
 }
 
-/// One complete check of `targets` under one deadline; returns the report and that deadline.
+/// One complete check of `targets` under one deadline counted from `start`; returns the report and that
+/// deadline. Nothing is logged here: the caller prints the verdict first, then [`log_report`].
 pub fn check(
     rt: &tokio::runtime::Runtime,
     targets: &Targets,
+    start: Instant,
     timeout: Option<Duration>,
     thresholds: &Thresholds,
-    log: &mut Logger,
 ) -> (Report, Duration) {
-    let start = Instant::now();
     let loaded: Vec<Result<config::Map, config::ConfigError>> = targets.maps.iter().map(MapSource::load).collect();
     let maps: Vec<config::Map> = loaded.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
     let used_by: Vec<Vec<String>> =
@@ -148,7 +156,7 @@ pub fn check(
     for (mp, users) in plan.maps.iter_mut().zip(used_by) {
         mp.used_by = users;
     }
-    let reports = probe::run(rt, &plan.jobs, start, deadline);
+    let reports = probe::run(rt, &plan.jobs, &plan.job_orders(), start, deadline);
     let mut decided = verdict::decide(&plan, &reports).into_iter();
     let verdicts: Vec<_> = loaded
         .iter()
@@ -158,31 +166,35 @@ pub fn check(
             Err(e) => Some(verdict::MapVerdict { used_by: source.used_by.clone(), ..verdict::config_failure(e) }),
         })
         .collect();
-    for w in verdicts.iter().flat_map(|v| &v.warnings) {
+    (verdict::report(verdicts, plan.jobs.len(), start.elapsed(), thresholds), deadline)
+}
+
+/// Log a check's outcome: what Postfix would warn about, and the verdict at the priority of its state.
+pub fn log_report(log: &mut Logger, report: &Report) {
+    for w in report.maps.iter().flat_map(|v| &v.warnings) {
         log.log(Level::Info, &format!("postfix would warn: {w}"));
     }
-    let report = verdict::report(verdicts, plan.jobs.len(), start.elapsed(), thresholds);
     let level = match report.state {
         State::Ok => Level::Info,
         State::Warning => Level::Warning,
         State::Critical | State::Unknown => Level::Err,
     };
     log.verdict(level, &format!("LDAP {} - {}", report.state, report.summary()));
-    (report, deadline)
 }
 
 /// Report UNKNOWN for a problem that prevents any check (in the `--format` asked for, and in the textfile),
 /// and return exit status 3.
 pub fn unknown(cli: &Cli, log: &mut Logger, message: &str) -> ExitCode {
     let finished = SystemTime::now();
-    if let Some(path) = textfile_path(cli) {
-        write_textfile(log, &path, prometheus::write_unknown(&path, finished));
-    }
+    // Stdout first, then what can block (syslog, the journal, the textfile's disk).
     match cli.format {
         Format::Nagios => print(&format!("LDAP UNKNOWN - {message}\n")),
         Format::Json => print(&json::render_unknown(message, finished)),
     }
     log.verdict(Level::Err, &format!("LDAP UNKNOWN - {message}"));
+    if let Some(path) = textfile_path(cli) {
+        write_textfile(log, &path, prometheus::write_unknown(&path, finished));
+    }
     ExitCode::from(State::Unknown.code())
 }
 
@@ -201,10 +213,17 @@ fn write_textfile(log: &mut Logger, path: &std::path::Path, result: std::io::Res
     }
 }
 
-/// Write to stdout; a closed pipe (a monitoring agent that went away) is not an error worth a panic.
-fn print(text: &str) {
+/// Write to stdout; a closed pipe (a monitoring agent that went away) is not an error worth a panic
+/// (`println!` panics on it).
+pub fn print(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+/// Write to stderr, ignoring errors as [`print`] does (`eprintln!` panics on a closed stderr).
+pub fn print_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|_| err.flush());
 }
 
 #[cfg(test)]

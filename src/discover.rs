@@ -12,15 +12,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::Instant;
 
 use crate::lookup::{find_postfix_tool, run_bounded};
 
 /// Parameters that name maps without using them for lookups.
 const NOT_USES: &[&str] = &["proxy_read_maps", "proxy_write_maps"];
-
-/// How long one postconf run may take.
-const POSTCONF_LIMIT: Duration = Duration::from_secs(10);
 
 /// One map to check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,8 +54,9 @@ pub fn config_dir(given: Option<&Path>) -> PathBuf {
 }
 
 /// Every LDAP map that the Postfix configuration in `dir` uses. An error means the configuration could not be
-/// read (no postconf, a bad directory).
-pub fn discover(dir: &Path) -> Result<Vec<MapSource>, String> {
+/// read (no postconf, a bad directory, or postconf still running at `until`, the check's deadline: it is
+/// killed then).
+pub fn discover(dir: &Path, until: Instant) -> Result<Vec<MapSource>, String> {
     let postconf = find_postfix_tool("postconf").ok_or_else(|| {
         format!(
             "postconf is not installed: cannot read the Postfix configuration in {}; give the maps with -f",
@@ -67,7 +65,7 @@ pub fn discover(dir: &Path) -> Result<Vec<MapSource>, String> {
     })?;
     // Three postconf runs at once: each waits about 2 s when main.cf was just written (Postfix's "hot" file rule).
     let (main, master, set) = std::thread::scope(|scope| {
-        let run = |args: &'static [&'static str]| scope.spawn(|| postconf_lines(&postconf, dir, args));
+        let run = |args: &'static [&'static str]| scope.spawn(|| postconf_lines(&postconf, dir, args, until));
         let main = run(&["-x"]);
         // master.cf is optional for this purpose (postconf -P fails without it).
         let master = dir.join("master.cf").exists().then(|| run(&["-P", "-x"]));
@@ -94,11 +92,18 @@ pub fn discover(dir: &Path) -> Result<Vec<MapSource>, String> {
     Ok(maps)
 }
 
-/// Run `postconf -c DIR ARGS` and split its output into (name, value).
-fn postconf_lines(postconf: &Path, dir: &Path, args: &[&str]) -> Result<Vec<(String, String)>, String> {
+/// Run `postconf -c DIR ARGS`, killed at `until`, and split its output into (name, value).
+fn postconf_lines(postconf: &Path, dir: &Path, args: &[&str], until: Instant) -> Result<Vec<(String, String)>, String> {
     let mut cmd = std::process::Command::new(postconf);
     cmd.arg("-c").arg(dir).args(args);
-    let out = run_bounded(&mut cmd, POSTCONF_LIMIT)?;
+    let limit = until.saturating_duration_since(Instant::now());
+    let out = run_bounded(&mut cmd, limit).map_err(|e| {
+        if Instant::now() >= until {
+            format!("postconf -c {} did not finish within the deadline (-t, else 10s): killed", dir.display())
+        } else {
+            format!("postconf -c {}: {e}", dir.display())
+        }
+    })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed");

@@ -43,12 +43,14 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
             let line = format!("LDAP UNKNOWN - invalid arguments: {first}");
-            println!("{line}");
+            check::print(&format!("{line}\n"));
             // Under systemd stdout may go nowhere: the journal gets the reason at priority err.
             let mut log = logging::Logger::new(0, false);
             log.verdict(logging::Level::Err, &line);
             if !log.journal() {
-                eprintln!("Usage: ldap-health-check [--once] -f MAP.cf [OPTIONS]; try 'ldap-health-check --help'");
+                check::print_stderr(
+                    "Usage: ldap-health-check [--once] -f MAP.cf [OPTIONS]; try 'ldap-health-check --help'\n",
+                );
             }
             ExitCode::from(verdict::State::Unknown.code())
         }

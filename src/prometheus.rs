@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,7 +69,8 @@ pub fn render_parts(
     let mut response = String::new();
     for m in maps {
         let mut seen = HashSet::new();
-        for s in m.servers.iter().filter(|s| seen.insert(s.url.as_str())) {
+        // A server not waited for (Postfix uses an earlier one) was not measured: no sample.
+        for s in m.servers.iter().filter(|s| !s.abandoned && seen.insert(s.url.as_str())) {
             let labels = format!("{},server=\"{}\"", map_label(m), label_value(&s.url));
             let _ = writeln!(out, "ldap_health_check_server_up{{{labels}}} {}", u8::from(s.failure.is_none()));
             if s.failure.is_none() {
@@ -134,20 +135,30 @@ pub fn previous_success(text: &str) -> Option<f64> {
 
 /// Write the textfile for `report` to `path`, carrying the last-success time over from the file it replaces.
 pub fn write(path: &Path, report: &Report, finished: SystemTime) -> io::Result<()> {
-    let previous = fs::read_to_string(path).ok().and_then(|t| previous_success(&t));
-    write_atomically(path, &render(report, finished, previous))
+    write_atomically(path, &render(report, finished, previous_file_success(path)))
 }
 
-/// Write the textfile for a check that could not start (exit status 3, no maps).
+/// Write the textfile for a check that could not start (exit status 3, no maps): `ldap_health_check_up` has
+/// no map to describe, so `ldap_health_check_exit_status 3` is what an alert sees (alert on `>= 2`).
 pub fn write_unknown(path: &Path, finished: SystemTime) -> io::Result<()> {
-    let previous = fs::read_to_string(path).ok().and_then(|t| previous_success(&t));
-    write_atomically(path, &render_parts(State::Unknown, Duration::ZERO, &[], finished, previous))
+    write_atomically(path, &render_parts(State::Unknown, Duration::ZERO, &[], finished, previous_file_success(path)))
 }
 
-/// Replace `path` with `text` atomically: write a temporary file in the same directory (`.NAME.PID.tmp`, which
-/// the textfile collector ignores: it reads only `*.prom`), sync it, give it mode 0644 whatever the umask (the
-/// collector runs as another user; the file holds no secret), and rename it over `path`. On failure the
+/// The last-success time in the file at `path`, read only when it is a regular file (a FIFO planted there would
+/// block the check until its deadline had long passed).
+fn previous_file_success(path: &Path) -> Option<f64> {
+    fs::metadata(path).ok().filter(|m| m.is_file())?;
+    fs::read_to_string(path).ok().and_then(|t| previous_success(&t))
+}
+
+/// Replace `path` with `text` atomically: write a temporary file in the same directory (`.NAME.PID.NANOS.tmp`,
+/// which the textfile collector ignores: it reads only `*.prom`), sync it, give it mode 0644 whatever the umask
+/// (the collector runs as another user; the file holds no secret), and rename it over `path`. On failure the
 /// temporary file is removed and `path` is left as it was.
+///
+/// The directory may be writable by others (a group shared with node_exporter): the temporary file is created
+/// with `O_CREAT|O_EXCL`, which fails on any existing file or symlink instead of following it, under a name
+/// that is not known in advance.
 pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     let name = path
         .file_name()
@@ -157,9 +168,10 @@ pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     let result = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         file.set_permissions(fs::Permissions::from_mode(0o644))?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
@@ -191,6 +203,8 @@ mod tests {
             }),
             tls_note: None,
             elapsed: Duration::from_millis(2),
+            abandoned: false,
+            notes: vec![],
         }
     }
 
@@ -211,6 +225,60 @@ mod tests {
         let never = render_parts(State::Unknown, Duration::ZERO, &[], at, None);
         assert!(!never.contains(LAST_SUCCESS), "{never}");
         assert!(never.contains("\nldap_health_check_exit_status 3\n"), "{never}");
+    }
+
+    /// A fresh directory under the system's temporary directory (removed by the caller).
+    fn scratch_dir(tag: &str) -> PathBuf {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("lhc-prometheus-{tag}-{}-{nanos}", std::process::id()));
+        fs::create_dir(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_symlink_at_the_old_temporary_name_is_not_followed() {
+        let dir = scratch_dir("symlink");
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        let path = dir.join("ldap.prom");
+        // The name the temporary file used to have, planted in advance by another user of the directory.
+        let planted = dir.join(format!(".ldap.prom.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        write_atomically(&path, "ldap_health_check_exit_status 0\n").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "ldap_health_check_exit_status 0\n");
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+        assert!(fs::symlink_metadata(&planted).unwrap().file_type().is_symlink(), "left as it was");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_check_that_cannot_start_still_reports_its_exit_status() {
+        let dir = scratch_dir("unknown");
+        let path = dir.join("ldap.prom");
+        fs::write(&path, format!("{LAST_SUCCESS} 5.000\n")).unwrap();
+        write_unknown(&path, UNIX_EPOCH + Duration::from_secs(10)).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\nldap_health_check_exit_status 3\n"), "{text}");
+        assert!(text.contains("\nldap_health_check_last_run_timestamp_seconds 10.000\n"), "{text}");
+        assert!(text.contains(&format!("\n{LAST_SUCCESS} 5.000\n")), "carried over: {text}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_at_the_textfile_path_is_not_read() {
+        let dir = scratch_dir("fifo");
+        let path = dir.join("ldap.prom");
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        if !made.is_ok_and(|s| s.success()) {
+            fs::remove_dir_all(&dir).unwrap();
+            return; // no mkfifo: nothing to test
+        }
+        // Reading it would block forever (no writer); it is replaced instead.
+        assert_eq!(previous_file_success(&path), None);
+        write_unknown(&path, UNIX_EPOCH).unwrap();
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

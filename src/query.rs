@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::check::print_stderr;
 use crate::config;
 use crate::lookup::{self, Prepared, Spec};
 use crate::plan;
@@ -56,10 +57,10 @@ pub fn run(
         Answer::NotFound => {}
         Answer::Skipped(why) => {
             if verbose > 0 {
-                eprintln!("ldap-health-check: not looked up: {why}");
+                print_stderr(&format!("ldap-health-check: not looked up: {why}\n"));
             }
         }
-        Answer::Error(why) => eprintln!("ldap-health-check: lookup error: {why}"),
+        Answer::Error(why) => print_stderr(&format!("ldap-health-check: lookup error: {why}\n")),
     }
     ExitCode::from(answer.code())
 }

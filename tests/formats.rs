@@ -311,6 +311,78 @@ fn nagios_stays_the_default() {
     assert!(r.stdout.starts_with("LDAP UNKNOWN - invalid arguments"), "{}", r.stdout);
 }
 
+/// Run the binary with stdout and stderr on a pipe whose reader has already gone (a monitoring agent that gave
+/// up, `ldap-health-check ... | true`): every write fails with EPIPE. Returns the binary's exit code.
+fn exit_code_into_a_closed_pipe(args: &[&str]) -> i32 {
+    let d = TempDir::new();
+    let code_file = d.join("code");
+    // `true` has exited long before the binary starts: the pipe has no reader left.
+    let script = "{ sleep 0.3; \"$0\" \"$@\" 2>&1; echo $? >\"$CODE_FILE\"; } | true";
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]).arg(bin()).args(args).env("CODE_FILE", &code_file);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("LDAP_HEALTH_CHECK_") {
+            cmd.env_remove(&k);
+        }
+    }
+    run_command(&mut cmd, None, RUN_TIMEOUT).assert_code(0);
+    let code = fs::read_to_string(&code_file).unwrap_or_else(|e| panic!("no exit code written: {e}"));
+    code.trim().parse().unwrap_or_else(|e| panic!("exit code {code:?}: {e}"))
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_is_no_panic() {
+    // A usage error: UNKNOWN (3), not a panic (101) or an abort (134).
+    assert_eq!(exit_code_into_a_closed_pipe(&["--bogus"]), 3);
+    let d = TempDir::new();
+    let map = d.write("down.cf", &map_body(&refused_url(), ""));
+    let map = map.to_str().unwrap();
+    // A check (CRITICAL: the only server refuses), in both formats, with -v for stderr lines.
+    assert_eq!(exit_code_into_a_closed_pipe(&["--once", "-v", "-f", map]), 2);
+    assert_eq!(exit_code_into_a_closed_pipe(&["--once", "--format", "json", "-f", map]), 2);
+    // A check that cannot start, and --query with a lookup error (stderr).
+    assert_eq!(exit_code_into_a_closed_pipe(&["--once", "-f", d.join("missing.cf").to_str().unwrap()]), 3);
+    assert_eq!(exit_code_into_a_closed_pipe(&["--query", "k", "-f", map]), 2);
+}
+
+/// Stdout and stderr on one pipe that the binary takes for the journal (`$JOURNAL_STREAM` names it), so that
+/// the verdict it logs shows up, in order, after what it printed.
+fn one_stream_as_the_journal(args: &[&str]) -> Run {
+    let script = "exec 2>&1; JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec \"$0\" \"$@\"";
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]).arg(bin()).args(args);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("LDAP_HEALTH_CHECK_") {
+            cmd.env_remove(&k);
+        }
+    }
+    run_command(&mut cmd, None, RUN_TIMEOUT)
+}
+
+#[test]
+fn the_verdict_reaches_stdout_before_the_log_and_the_textfile() {
+    let d = TempDir::new();
+    let map = d.write("down.cf", &map_body(&refused_url(), ""));
+    let prom = d.join("no-such-dir/ldap.prom");
+    let empty = TempDir::new();
+    let cases: [(&[&str], i32, &str, &str); 3] = [
+        (&["--once", "-f", map.to_str().unwrap()], 2, "LDAP CRITICAL - ", "<3>LDAP CRITICAL - "),
+        (&["--once", "--format", "json", "-f", map.to_str().unwrap()], 2, "{", "<3>LDAP CRITICAL - "),
+        (&["--once", "--postfix-config", empty.path().to_str().unwrap()], 3, "LDAP UNKNOWN - ", "<3>LDAP UNKNOWN - "),
+    ];
+    for (args, code, printed, logged) in cases {
+        let mut args = args.to_vec();
+        args.extend(["--prometheus-textfile", prom.to_str().unwrap()]);
+        let r = one_stream_as_the_journal(&args);
+        r.assert_code(code);
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert!(lines.first().is_some_and(|l| l.starts_with(printed)), "{args:?}:\n{}", r.stdout);
+        let log = lines.iter().position(|l| l.starts_with(logged));
+        let textfile = lines.iter().position(|l| l.starts_with("<4>--prometheus-textfile "));
+        assert!(log.is_some() && textfile.is_some() && log < textfile, "{args:?}:\n{}", r.stdout);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The Prometheus text exposition format (version 0.0.4), line by line.
 

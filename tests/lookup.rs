@@ -503,6 +503,23 @@ fn maps_are_discovered_from_main_cf() {
     assert!(first_line(&r).contains("cannot read the configuration"), "{}", r.stdout);
 }
 
+#[test]
+fn discovery_runs_under_the_deadline() {
+    // A postconf that hangs (a slow disk, a stuck NFS /etc/postfix): found first on PATH, as discovery looks for
+    // it there before /usr/sbin.
+    let tools = TempDir::new();
+    let fake = tools.write("postconf", "#!/bin/sh\nexec sleep 30\n");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", tools.path().display(), std::env::var("PATH").unwrap_or_default());
+    let conf = TempDir::new();
+    let dir = conf.path().to_str().unwrap();
+    let r = run(&["--once", "-t", "1", "--postfix-config", dir], &[("PATH", &path)]);
+    r.assert_code(3);
+    assert!(r.elapsed < Duration::from_secs(4), "discovery took {:?} with -t 1", r.elapsed);
+    assert!(first_line(&r).starts_with("LDAP UNKNOWN - postconf -c "), "{}", r.stdout);
+    assert!(first_line(&r).contains("did not finish within the deadline"), "{}", r.stdout);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The deadline during lookups
 
