@@ -4,22 +4,31 @@
 //! overlay of `/`. Before the boot, the setup hook runs `make install` into that root, puts a
 //! `0640 root:postfix` map (with a canary, `health_check_key = user0001@example.com`) and a loopback-only
 //! main.cf that validates recipients of example.com through that map (`virtual_mailbox_maps = ldap:...`)
-//! under /etc/postfix, shortens the timer to [`INTERVAL`] with a drop-in and enables the units as the
-//! README says (`systemctl enable ldap-health-check.timer`). Nothing names the map to the units (no
-//! /etc/default/ldap-health-check at boot; in (w), one with an empty `LDAP_HEALTH_CHECK_CONFFILE=`): every
-//! check of every scenario finds the map through main.cf, with `postconf` run by the check inside the
-//! hardened unit (the units' default: discovery). slapd (tests/fixtures/slapd.sh) runs on the host but in
-//! the sandbox's network namespace, on 127.0.0.1:389, so the test can SIGSTOP it by its pid;
+//! under /etc/postfix, plus a `0600 postfix:postfix` map over ldapi:// with SASL EXTERNAL (named by main.cf as
+//! `sender_canonical_maps = proxy:ldap:...`, never looked up by Postfix here), shortens the timer to
+//! [`INTERVAL`] with a drop-in and enables the units as the README says (`systemctl enable
+//! ldap-health-check.timer`). Nothing names the maps to the units (no /etc/default/ldap-health-check at boot;
+//! in (w), one with an empty `LDAP_HEALTH_CHECK_CONFFILE=`): every check of every scenario finds both maps
+//! through main.cf, with `postconf` run by the check inside the hardened unit (the units' default:
+//! discovery). slapd (tests/fixtures/slapd.sh) runs on the host but in the sandbox's network namespace, on
+//! 127.0.0.1:389, so the test can SIGSTOP it by its pid; its directory, so its ldapi socket, is bind-mounted
+//! into the sandbox at [`SLAPD_IN`];
 //! Postfix is Debian's own (postfix.service, a wrapper, and postfix@-.service, the daemon), and the test
 //! talks SMTP to it on 127.0.0.1:25 from a thread that joined that network namespace (setns(2)). One
 //! boot, scenarios in this order:
 //!
 //! - (1) `systemd-analyze verify` of the installed units (no output at all) and the probe unit's
 //!   `systemd-analyze security` exposure <= 1.5, offline and against the running manager; the probe unit
-//!   sets no map (no `LDAP_HEALTH_CHECK_CONFFILE` in its Environment=);
+//!   sets no map (no `LDAP_HEALTH_CHECK_CONFFILE` in its Environment=) and runs as User=postfix,
+//!   Group=postfix, PrivateUsers=yes;
 //! - (f) boot with LDAP down: the failed checks name the map that main.cf uses (discovery works in the
 //!   hardened unit: postconf runs and reads main.cf there); postfix@-.service never even starts and
-//!   nothing listens on :25; LDAP comes back: Postfix is started;
+//!   nothing listens on :25; LDAP comes back (with an ACL that shows ou=hidden over ldapi to the postfix
+//!   user's peercred identity only): Postfix is started;
+//! - (u) the check is the postfix user, as slapd sees it: the unit's check that started Postfix found the
+//!   ldapi map's canary under ou=hidden; `ldapwhoami -Y EXTERNAL` with the unit's identity is
+//!   `gidNumber=<postfix gid>+uidNumber=<postfix uid>,...` (SO_PEERCRED through PrivateUsers=yes); the old
+//!   identity (DynamicUser=yes, Group=postfix) gets CRITICAL on the same map;
 //! - (a) healthy for several intervals: Postfix untouched, no latch runs, no journal line (but an OK line
 //!   that journald's LogLevelMax= race lets through now and then: counted, see (a)), none from postconf;
 //! - (w) WARNING (via /etc/default/ldap-health-check, which the .path unit watches, with an empty
@@ -93,6 +102,25 @@ const UNKNOWN_RCPT: &str = "no-such-user@example.com";
 /// but root over ldapi (the fixture's rule {0} gives root `manage` before any other rule).
 const HIDE_PEOPLE_ACL: &str = r#"to dn.children="ou=people,dc=example,dc=com" by * none"#;
 
+/// The second map, `0600 postfix:postfix`: ldapi:// with SASL EXTERNAL, so slapd names the client by its
+/// socket credentials. Named in main.cf as `proxy:ldap:` (proxymap runs as postfix); Postfix never looks it up
+/// in the scenarios (sender_canonical_maps: cleanup, on a message; none is sent).
+const PEERCRED_MAP: &str = "/etc/postfix/ldap-peercred.cf";
+/// Where the setup hook bind-mounts the fixture's directory, and so its ldapi socket, inside the sandbox
+/// (whatever the host path: under /root, /tmp or anywhere, and visible to the hardened unit).
+const SLAPD_IN: &str = "/var/lib/lhc-e2e/slapd";
+/// The canary of [`PEERCRED_MAP`]: the entry under ou=hidden, which the fixture shows only to cn=admin and root.
+const SECRET: &str = "secret@example.com";
+/// The SASL EXTERNAL identity of a process of `uid`/`gid` over ldapi (slapd's peercred DN).
+fn peercred_dn(uid: &str, gid: &str) -> String {
+    format!("gidNumber={gid}+uidNumber={uid},cn=peercred,cn=external,cn=auth")
+}
+/// The ACL, added to the fixture's in (f), that lets the postfix user (and nobody else new) read ou=hidden over
+/// ldapi; everyone else falls through to the fixture's rules (ou=hidden: cn=admin only).
+fn peercred_acl(dn: &str) -> String {
+    format!(r#"to dn.subtree="ou=hidden,dc=example,dc=com" by dn.exact="{dn}" read by * break"#)
+}
+
 fn map_text() -> String {
     format!(
         "# written by tests/systemd_e2e.rs\n\
@@ -107,6 +135,26 @@ fn map_text() -> String {
          # read by ldap-health-check only (Postfix ignores parameters it does not know)\n\
          health_check_key = {CANARY}\n"
     )
+}
+
+fn peercred_map_text() -> String {
+    format!(
+        "# written by tests/systemd_e2e.rs: readable by its owner only, as some sites do\n\
+         server_host = {}\n\
+         search_base = ou=hidden,dc=example,dc=com\n\
+         query_filter = (mail=%s)\n\
+         result_attribute = mail\n\
+         bind = sasl\n\
+         sasl_mechs = EXTERNAL\n\
+         timeout = {DEADLINE}\n\
+         health_check_key = {SECRET}\n",
+        ldapi_in()
+    )
+}
+
+/// The fixture's ldapi socket as seen inside the sandbox, as a URL.
+fn ldapi_in() -> String {
+    format!("ldapi://{}", format!("{SLAPD_IN}/ldapi").replace('/', "%2F"))
 }
 
 // ------------------------------------------------------------------------------------------------ time
@@ -754,14 +802,14 @@ fn loud(msg: &str) {
 }
 
 /// The SANDBOX_SETUP hook: install, configure, enable, all before systemd starts.
-fn setup_script(bin: &Path) -> String {
+fn setup_script(bin: &Path, slapd_dir: &Path) -> String {
     let repo = repo_root();
-    let map = map_text();
+    let (map, peercred_map) = (map_text(), peercred_map_text());
     format!(
         r#"set -eu
 R=$1
 # what an admin does: make install (here into the new root, with the test build), then a map readable by
-# the postfix group only, and `systemctl enable ldap-health-check.timer`
+# the postfix group only and one readable by the postfix user only, and `systemctl enable ldap-health-check.timer`
 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C {repo} install DESTDIR="$R" NOBUILD=1 INSTALL_BIN={bin}
 cat > "$R/etc/postfix/main.cf" <<'EOF'
 # minimal, loopback only (tests/systemd_e2e.rs). No mynetworks on purpose: `postconf -x`, run by the check
@@ -778,12 +826,21 @@ readme_directory = no
 virtual_mailbox_domains = example.com
 virtual_mailbox_maps = ldap:{MAP}
 virtual_transport = discard
+# the ldapi:// + SASL EXTERNAL map, through proxymap (user postfix); used on messages only (none is sent)
+sender_canonical_maps = proxy:ldap:{PEERCRED_MAP}
 EOF
 umask 077
 printf '%s' {map} > "$R{MAP}"
 chown root:postfix "$R{MAP}"
 chmod 0640 "$R{MAP}"
+printf '%s' {peercred_map} > "$R{PEERCRED_MAP}"
+chown postfix:postfix "$R{PEERCRED_MAP}"
+chmod 0600 "$R{PEERCRED_MAP}"
 umask 022
+# the fixture's directory (empty now; slapd.sh starts in it later, on the host), so its ldapi socket
+mkdir -p "$R{SLAPD_IN}"
+mount --bind {slapd_dir} "$R{SLAPD_IN}"
+mount -o remount,bind,ro "$R{SLAPD_IN}"
 E=$R/etc/systemd/system
 mkdir -p "$E/ldap-health-check.timer.d" "$E/postfix.service.d" "$E/postfix@.service.d" "$E/basic.target.wants"
 # the test interval (the README's recipe): empty assignments first, each On*Sec= line adds a trigger
@@ -809,6 +866,8 @@ mount -o remount,bind,ro "$R{SRC_IN}"
         repo = shq(&repo.to_string_lossy()),
         bin = shq(&bin.to_string_lossy()),
         map = shq(&map),
+        peercred_map = shq(&peercred_map),
+        slapd_dir = shq(&slapd_dir.to_string_lossy()),
     )
 }
 
@@ -830,11 +889,17 @@ fn units_under_a_real_systemd() {
     let name = format!("lhc-e2e-{}", std::process::id());
     let slapd_dir = tmp_root().join(format!("{name}-slapd"));
     let _ = fs::remove_dir_all(&slapd_dir);
+    {
+        // empty, world-traversable: bind-mounted into the sandbox at SLAPD_IN by the setup hook
+        use std::os::unix::fs::PermissionsExt;
+        fs::create_dir(&slapd_dir).expect("create the slapd fixture directory");
+        fs::set_permissions(&slapd_dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let slapd_sh = fixture_script();
     let on_stop =
         format!("{} stop {} >/dev/null 2>&1 || :", shq(&slapd_sh.to_string_lossy()), shq(&slapd_dir.to_string_lossy()));
     let setup_file = tmp_root().join(format!("{name}.setup.sh"));
-    fs::write(&setup_file, setup_script(&bin)).unwrap();
+    fs::write(&setup_file, setup_script(&bin, &slapd_dir)).unwrap();
 
     // ---------------------------------------------------------------- boot, with LDAP down
     let t_boot = mono_us();
@@ -899,8 +964,13 @@ fn units_under_a_real_systemd() {
     assert!(offline <= 1.5 && live <= 1.5, "exposure {offline} / {live} > 1.5");
     assert_eq!(sb.prop(PROBE, "StartLimitIntervalUSec"), "0", "the shipped probe unit has no start limit");
     assert_eq!(sb.prop(PROBE, "TimeoutStartUSec"), "30s");
-    let perm = sb.sh(&format!("stat -c '%a %U:%G' {MAP}"), &[]);
-    assert_eq!(perm.trim(), "640 root:postfix");
+    let perm = sb.sh(&format!("stat -c '%a %U:%G' {MAP} {PEERCRED_MAP}"), &[]);
+    assert_eq!(perm.trim(), "640 root:postfix\n600 postfix:postfix");
+    // Postfix's own identity, as its daemons have (the directory sees it over ldapi: proved in (f))
+    let ident = sb.ctl(&["show", "-p", "User", "-p", "Group", "-p", "DynamicUser", "-p", "PrivateUsers", PROBE]);
+    let ident: Vec<&str> = ident.lines().collect();
+    rep.add(format!("(1) {PROBE}: {}; maps {MAP} and {PEERCRED_MAP}: {:?}", ident.join(" "), perm.trim()));
+    assert_eq!(ident, ["User=postfix", "Group=postfix", "DynamicUser=no", "PrivateUsers=yes"]);
     // discovery: neither the unit nor an env file names the map; main.cf does
     let (environment, env_file) = (sb.prop(PROBE, "Environment"), sb.sh(&format!("ls {ENV_FILE} 2>&1 || :"), &[]));
     rep.add(format!(
@@ -933,15 +1003,21 @@ fn units_under_a_real_systemd() {
     let crit_lines = sb.journal("", PROBE, &["-p", "err"]);
     assert!(
         crit_lines.iter().all(|l| !l.contains("cannot open") && !l.contains("ermission")),
-        "(f) the hardened unit could not read the 0640 root:postfix map: {crit_lines:?}"
+        "(f) the hardened unit could not read the 0640 root:postfix or the 0600 postfix:postfix map: {crit_lines:?}"
     );
-    // the map came from main.cf (postconf, run by the check inside the hardened unit): every failure names it
+    // the maps came from main.cf (postconf, run by the check inside the hardened unit): every failure names
+    // both, each with its server (so both were read and parsed)
     let map_name = MAP.rsplit('/').next().unwrap();
+    let peercred_name = PEERCRED_MAP.rsplit('/').next().unwrap();
     let verdicts: Vec<&String> = crit_lines.iter().filter(|l| l.starts_with("LDAP ")).collect();
     assert!(
         !verdicts.is_empty()
-            && verdicts.iter().all(|l| l.starts_with(&format!("LDAP CRITICAL - {map_name}: ldap://127.0.0.1:389: "))),
-        "(f) the check did not find the map through main.cf: {crit_lines:?}"
+            && verdicts.iter().all(|l| {
+                l.starts_with("LDAP CRITICAL - ")
+                    && l.contains(&format!("{map_name}: ldap://127.0.0.1:389: "))
+                    && l.contains(&format!("{peercred_name}: ldapi://"))
+            }),
+        "(f) the check did not find both maps through main.cf: {crit_lines:?}"
     );
     rep.add(format!("(f) discovery in the hardened unit, journal (err): {:?}", verdicts[0]));
     let pid1_start: u64 = sb.ctl(&["show", "-P", "UserspaceTimestampMonotonic"]).trim().parse().unwrap_or(0);
@@ -956,14 +1032,67 @@ fn units_under_a_real_systemd() {
     assert_eq!(sb.starts("", STOP_LATCH), 1, "(f) the stop latch ran more than once");
     // LDAP comes back
     let r = slapd(&["start", &slapd_dir.to_string_lossy(), "389", "636"]);
-    let t0 = mono_us();
     eprint!("{}", r.stderr);
     let env = fs::read_to_string(slapd_dir.join("env")).unwrap();
     assert!(
         env.contains(&format!("SERVICE_DN={SERVICE_DN}\n")) && env.contains(&format!("SERVICE_PW={SERVICE_PW}\n")),
         "fixture credentials changed: {env}"
     );
-    await_start(&sb, &mut rep, "(f) LDAP back", t0, INTERVAL + SLACK);
+    assert!(
+        env.contains(&format!("LDAPI_PATH={}/ldapi\n", slapd_dir.display())),
+        "the fixture put its ldapi socket outside its directory (path too long?), out of the sandbox's sight: {env}"
+    );
+    // over ldapi, ou=hidden becomes readable to the postfix user's peercred identity, and to no other new one
+    let ids = sb.sh("id -u postfix; id -g postfix", &[]);
+    let (uid, gid) = ids.trim().split_once('\n').expect("the postfix user's uid and gid");
+    let postfix_dn = peercred_dn(uid, gid);
+    let acl = format!(
+        "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nadd: olcAccess\nolcAccess: {{2}}{}\n-\n",
+        peercred_acl(&postfix_dn)
+    );
+    ldapi_tool(&slapd_dir, "ldapmodify", &[], Some(&acl));
+    let t0 = mono_us();
+    let s = await_start(&sb, &mut rep, "(f) LDAP back", t0, INTERVAL + SLACK);
+
+    // ---------------------------------------------------------------- (u) the check is the postfix user
+    // The start latch ran: a check said OK for both maps, so it found SECRET under ou=hidden through the ldapi
+    // map, which only postfix_dn may read. Then, as transient units: who slapd sees with the unit's identity
+    // (User=postfix, Group=postfix, PrivateUsers=yes: SO_PEERCRED gives the ids outside the user namespace),
+    // the check by hand so, and with the old identity (a dynamic user in group postfix) on a copy of the map
+    // that it can read: CRITICAL, the false alarm this identity avoids.
+    assert_eq!(s.get(PROBE, "ExecMainStatus"), "0", "(u) the check that started postfix was not OK");
+    const ANY_MAP: &str = "/run/lhc-e2e-peercred-0644.cf";
+    sb.sh("install -m 0644 \"$1\" \"$2\"", &[PEERCRED_MAP, ANY_MAP]);
+    let transient = |props: &[&str], cmd: &[&str]| -> (i32, String) {
+        let mut a = vec!["exec", "systemd-run", "--wait", "--pipe", "--quiet", "--collect"];
+        for p in props {
+            a.extend(["-p", p]);
+        }
+        a.extend_from_slice(cmd);
+        let r = sb.run(&a);
+        (r.code, r.stdout.lines().next().unwrap_or("").split('|').next().unwrap_or("").to_string())
+    };
+    const UNIT_ID: [&str; 3] = ["User=postfix", "Group=postfix", "PrivateUsers=yes"];
+    let ldapi = ldapi_in();
+    let whoami = transient(
+        &[&UNIT_ID[..], &["Environment=LDAPCONF=/dev/null"]].concat(),
+        &["ldapwhoami", "-Q", "-Y", "EXTERNAL", "-H", &ldapi],
+    );
+    let postfix = transient(&UNIT_ID, &[BIN_IN, "--once", "-f", PEERCRED_MAP]);
+    let dynamic =
+        transient(&["DynamicUser=yes", "Group=postfix", "PrivateUsers=yes"], &[BIN_IN, "--once", "-f", ANY_MAP]);
+    rep.add(format!(
+        "(u) {PEERCRED_MAP} (ldapi, SASL EXTERNAL, base ou=hidden readable by {postfix_dn} only): the unit's \
+         check OK (it started postfix); with {UNIT_ID:?}: ldapwhoami {:?}, the check exit {} {:?}; as \
+         DynamicUser=yes Group=postfix (the old unit): exit {} {:?}",
+        whoami.1, postfix.0, postfix.1, dynamic.0, dynamic.1
+    ));
+    assert_eq!(whoami, (0, format!("dn:{postfix_dn}")), "(u) slapd does not see the postfix user");
+    assert_eq!(postfix.0, 0, "(u) the check as the postfix user is not OK: {postfix:?}");
+    assert!(
+        dynamic.0 == 2 && dynamic.1.starts_with("LDAP CRITICAL"),
+        "(u) the ACL does not tell uids apart: {dynamic:?}"
+    );
 
     // ---------------------------------------------------------------- (a) healthy: nothing happens
     sleep(dur(1.0));
@@ -1041,8 +1170,8 @@ fn units_under_a_real_systemd() {
     assert_eq!(s2.get(PROBE, "Result"), "success");
     assert_eq!(sb.starts(&c, STOP_LATCH), 0);
     assert!(
-        warnings.iter().any(|l| l.starts_with("LDAP WARNING - 1 map, 1 server in ")),
-        "(w) no LDAP WARNING line for the one map at priority warning: {warnings:?}"
+        warnings.iter().any(|l| l.starts_with("LDAP WARNING - 2 maps, 2 servers in ")),
+        "(w) no LDAP WARNING line for the two maps at priority warning: {warnings:?}"
     );
     let t0 = mono_us();
     sb.sh("rm -f \"$1\"", &[ENV_FILE]);
