@@ -150,7 +150,7 @@ pub fn check(
     // `domain = type:table` entries are asked through postmap, within the deadline.
     let config_dir = targets.postfix_config.as_deref();
     let mut table = |t: &str, k: &str| {
-        crate::lookup::postmap_table_lookup(config_dir, t, k, deadline.saturating_sub(start.elapsed()))
+        crate::postfix::postmap_table_lookup(config_dir, t, k, deadline.saturating_sub(start.elapsed()))
     };
     let mut plan = Plan::with_canaries(maps, &targets.canaries, &mut table);
     for (mp, users) in plan.maps.iter_mut().zip(used_by) {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::lookup::{find_postfix_tool, run_bounded};
+use crate::postfix::{find_postfix_tool, run_bounded};
 
 /// Parameters that name maps without using them for lookups.
 const NOT_USES: &[&str] = &["proxy_read_maps", "proxy_write_maps"];

@@ -1,11 +1,12 @@
 //! ldap-health-check: check the LDAP directory behind Postfix's `ldap_table(5)` maps the way Postfix uses it.
 //!
 //! The pipeline, one module per stage: [`cli`] -> [`config`] (map files) -> [`plan`] (distinct connections)
-//! -> [`probe`] (every server at once, one deadline; [`tls`] settings) -> [`verdict`] (Postfix's failover
-//! model, thresholds) -> [`output`] (Nagios text), [`json`] (`--format json`), [`prometheus`] (textfile) and
-//! [`logging`] (stderr/journal, syslog). [`check`] runs the pipeline once or in a loop. [`discover`] finds the
-//! maps in Postfix's main.cf/master.cf; [`lookup`] looks keys up as Postfix's dict_ldap does (canaries in the
-//! probe, and [`query`] for `--query`), folding them as Postfix does ([`casefold`]).
+//! -> [`probe`] (every server at once, one deadline; [`tls`] settings, [`starttls`] by hand) -> [`verdict`]
+//! (Postfix's failover model, thresholds) -> [`output`] (Nagios text), [`json`] (`--format json`),
+//! [`prometheus`] (textfile) and [`logging`] (stderr/journal, syslog). [`check`] runs the pipeline once or in a
+//! loop. [`discover`] finds the maps in Postfix's main.cf/master.cf; [`lookup`] looks keys up as Postfix's
+//! dict_ldap does (canaries in the probe, and [`query`] for `--query`), folding them as Postfix does
+//! ([`casefold`]); [`postfix`] runs Postfix's postconf and postmap for both, within the deadline.
 
 pub mod casefold;
 pub mod check;
@@ -17,10 +18,12 @@ pub mod logging;
 pub mod lookup;
 pub mod output;
 pub mod plan;
+pub mod postfix;
 pub mod probe;
 pub mod prometheus;
 pub mod query;
 pub mod range;
+pub mod starttls;
 pub mod tls;
 pub mod verdict;
 

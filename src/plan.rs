@@ -67,7 +67,7 @@ impl Plan {
     }
 
     /// The plan for `maps`, each with its own `health_check_key` canaries and the `global` ones. `table` answers
-    /// the `type:table` entries of `domain` lists (see [`crate::lookup::postmap_table_lookup`]).
+    /// the `type:table` entries of `domain` lists (see [`crate::postfix::postmap_table_lookup`]).
     pub fn with_canaries(
         maps: Vec<Map>,
         global: &[String],

@@ -16,6 +16,7 @@ use crate::check::print_stderr;
 use crate::config;
 use crate::lookup::{self, Prepared, Spec};
 use crate::plan;
+use crate::postfix;
 use crate::probe::{self, Failure};
 
 /// What a query gave.
@@ -80,8 +81,9 @@ pub fn query(map_file: &Path, key: &OsStr, timeout: Option<Duration>, postfix_co
         Err(e) => return Answer::Error(format!("{}: {e}", map_file.display())),
     };
     let deadline = timeout.unwrap_or_else(|| Duration::from_secs(u64::from(map.timeout.max(1))));
-    let mut table =
-        |t: &str, k: &str| lookup::postmap_table_lookup(postfix_config, t, k, deadline.saturating_sub(start.elapsed()));
+    let mut table = |t: &str, k: &str| {
+        postfix::postmap_table_lookup(postfix_config, t, k, deadline.saturating_sub(start.elapsed()))
+    };
     let query = match spec.prepare(key.as_encoded_bytes(), &mut table) {
         Ok(Prepared::Search(q)) => q,
         Ok(Prepared::Skipped(why)) => return Answer::Skipped(why.to_string()),
