@@ -100,7 +100,7 @@ pub fn query(map_file: &Path, key: &OsStr, timeout: Option<Duration>, postfix_co
             let url = ep.server.url();
             let mut session = match probe::open_session(&ep, until).await {
                 Ok(s) => s,
-                Err(f) if f.stage.fails_over() && !f.timed_out_overall(until) => {
+                Err(f) if f.fails_over(ep.server.scheme) && !f.timed_out_overall(until) => {
                     unreachable.push(format!("{url}: {f}"));
                     continue;
                 }

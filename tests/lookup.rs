@@ -716,6 +716,20 @@ fn query_usage_and_failover() {
     let r = run(&["--query", "user0001@example.com", "-f", map.to_str().unwrap()], &[]);
     r.assert_code(0);
     assert_eq!(r.stdout, "user0001@example.com\n");
+    // An ldaps server whose certificate is rejected is failed over too, as libldap (and so postmap) does.
+    let rejected = format!(
+        "server_host = {} {}\nsearch_base = ou=people,dc=example,dc=com\nquery_filter = (mailLocalAddress=%s)\n\
+         result_attribute = mail\ntls_require_cert = yes\ntls_ca_cert_file = {}\n",
+        s.ldaps_url(),
+        s.ldap_url(),
+        s.get("WRONG_CA_FILE")
+    );
+    let map = d.write("ldaps-rejected.cf", &rejected);
+    let r = run(&["--query", "user0001@example.com", "-f", map.to_str().unwrap()], &[]);
+    r.assert_code(0);
+    assert_eq!(r.stdout, "user0001@example.com\n");
+    let oracle = postmap_query(&map, "user0001@example.com");
+    assert_eq!(oracle.stdout, r.stdout, "postmap: {}", oracle.stderr);
     // A server that accepts and then stalls is not failed over: a lookup error.
     let silent = FakeServer::start(FakeMode::AcceptThenSilence);
     let map = d.write("nofailover.cf", &body.replace(&refused.ldap_url(), &silent.ldap_url()));
