@@ -73,9 +73,9 @@ pub fn run(cli: &Cli) -> ExitCode {
         targets.maps = paths.into_iter().map(MapSource::file).collect();
         targets.postfix_config = cli.postfix_config.clone();
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match probe::runtime() {
         Ok(rt) => rt,
-        Err(e) => return unknown(cli, &mut log, &format!("cannot start the I/O runtime: {e}")),
+        Err(e) => return unknown(cli, &mut log, &e),
     };
     let thresholds = Thresholds { warning: cli.warning.clone(), critical: cli.critical.clone() };
     let textfile = textfile_path(cli);

@@ -177,11 +177,13 @@ pub struct Map {
 impl Map {
     /// The file name, as used in messages (`ldap-users.cf`).
     pub fn name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.path.display().to_string())
+        file_name(&self.path)
     }
+}
+
+/// A map's file name as messages show it (`ldap-users.cf`), or the whole path when it has none.
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
 /// Why a map cannot be used: what Postfix would refuse with a fatal error, or a file that cannot be read.
@@ -871,7 +873,7 @@ fn path_from_bytes(bytes: &[u8]) -> PathBuf {
 
 /// `db_common_parse()`: `Some(true)` if the template expands (part of) the key, `Some(false)` if it is fixed,
 /// `None` for an unknown `%x` or a `%` at the end. Valid: `%%`, `%s`, `%u`, `%d`, `%S`, `%U`, `%D`, `%1`-`%9`.
-fn template_is_dynamic(template: &str) -> Option<bool> {
+pub(crate) fn template_is_dynamic(template: &str) -> Option<bool> {
     let mut dynamic = false;
     let mut bytes = template.bytes();
     while let Some(b) = bytes.next() {

@@ -56,10 +56,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(maps: Vec<Map>) -> Plan {
-        Plan::with_canaries(maps, &[], &mut |_, _| Err("no table lookups here".to_string()))
-    }
-
     /// For each map, its jobs in `server_host` order (what [`crate::probe::run`] needs to know when every
     /// map is decided).
     pub fn job_orders(&self) -> Vec<Vec<usize>> {
@@ -175,7 +171,8 @@ pub fn unsupported(map: &Map) -> Option<String> {
 /// (with `%%` read as `%`), else the RDNs after the last one holding an expansion; `None` if none are left.
 pub fn static_base(base: &str) -> Option<String> {
     let rdns = split_rdns(base);
-    let last_dynamic = rdns.iter().rposition(|rdn| has_expansion(rdn));
+    // An RDN holding an expansion (or, defensively, a template Postfix would reject) is not static.
+    let last_dynamic = rdns.iter().rposition(|rdn| crate::config::template_is_dynamic(rdn) != Some(false));
     let static_part = match last_dynamic {
         None => &rdns[..],
         Some(i) => &rdns[i + 1..],
@@ -204,21 +201,6 @@ fn split_rdns(dn: &str) -> Vec<&str> {
     }
     parts.push(&dn[start..]);
     parts
-}
-
-/// Whether `s` contains a `%` expansion other than `%%`.
-fn has_expansion(s: &str) -> bool {
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '%' {
-            match chars.next() {
-                Some('%') => {}
-                Some(_) => return true,
-                None => return false,
-            }
-        }
-    }
-    false
 }
 
 #[cfg(test)]

@@ -222,6 +222,15 @@ impl ConnReport {
     }
 }
 
+/// The single-threaded I/O runtime every check and query runs on. Drop it with `shutdown_background()`: a hung
+/// name lookup may still hold a blocking thread, and the process must not wait for it.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))
+}
+
 /// Run every job concurrently; return one report per job (same order) by `deadline` after `start` (the start
 /// of the check, which may be a little before this call).
 ///

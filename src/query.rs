@@ -89,9 +89,9 @@ pub fn query(map_file: &Path, key: &OsStr, timeout: Option<Duration>, postfix_co
         Ok(Prepared::Skipped(why)) => return Answer::Skipped(why.to_string()),
         Err(e) => return Answer::Error(e.message),
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match probe::runtime() {
         Ok(rt) => rt,
-        Err(e) => return Answer::Error(format!("cannot start the I/O runtime: {e}")),
+        Err(e) => return Answer::Error(e),
     };
     let answer = rt.block_on(async {
         let until = tokio::time::Instant::from_std(start + deadline);

@@ -203,11 +203,7 @@ pub fn config_failure(error: &ConfigError) -> MapVerdict {
     MapVerdict {
         canaries: Vec::new(),
         used_by: Vec::new(),
-        name: error
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| error.path.display().to_string()),
+        name: crate::config::file_name(&error.path),
         path: error.path.clone(),
         location: match error.line {
             Some(line) => format!("{}:{line}", error.path.display()),
