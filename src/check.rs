@@ -141,9 +141,13 @@ pub fn check(
     thresholds: &Thresholds,
 ) -> (Report, Duration) {
     let loaded: Vec<Result<config::Map, config::ConfigError>> = targets.maps.iter().map(MapSource::load).collect();
-    let maps: Vec<config::Map> = loaded.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-    let used_by: Vec<Vec<String>> =
-        targets.maps.iter().zip(&loaded).filter(|(_, r)| r.is_ok()).map(|(m, _)| m.used_by.clone()).collect();
+    // The maps that could be read, each with the Postfix parameters that use it.
+    let (maps, used_by): (Vec<config::Map>, Vec<Vec<String>>) = targets
+        .maps
+        .iter()
+        .zip(&loaded)
+        .filter_map(|(source, r)| r.as_ref().ok().map(|m| (m.clone(), source.used_by.clone())))
+        .unzip();
     let deadline = timeout.unwrap_or_else(|| {
         maps.iter().map(|m| Duration::from_secs(u64::from(m.timeout))).max().unwrap_or(DEFAULT_TIMEOUT)
     });
