@@ -125,15 +125,11 @@ fn long_server(out: &mut String, s: &ServerVerdict) {
     out.push('\n');
 }
 
-fn stage_word(stage: Stage) -> &'static str {
+/// A stage as the long output names it: its key, with the protocol acronyms in capitals (`STARTTLS 0.3 ms`).
+fn stage_word(stage: Stage) -> String {
     match stage {
-        Stage::Resolve => "resolve",
-        Stage::Connect => "connect",
-        Stage::StartTls => "STARTTLS",
-        Stage::Tls => "TLS",
-        Stage::Bind => "bind",
-        Stage::Search => "search",
-        Stage::Lookup => "lookup",
+        Stage::StartTls | Stage::Tls => stage.key().to_ascii_uppercase(),
+        _ => stage.key().to_string(),
     }
 }
 
