@@ -936,6 +936,12 @@ fn strip_prefix_ignore_case<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
     head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
+/// The rest of an LDAP URL after its prefix (see [`url_prefix`]), and whether it is enclosed in `<>`; `None` when
+/// `value` is not an LDAP URL.
+pub(crate) fn url_rest(value: &str) -> Option<(&str, bool)> {
+    url_prefix(value).map(|(enclosed, _, rest)| (rest, enclosed))
+}
+
 /// libldap's `skip_url_prefix()`, behind `ldap_is_ldap_url()`: an optional `<` and `URL:`, then a scheme, all
 /// case-insensitive. Returns whether the URL is enclosed in `<>`, the scheme and the rest.
 fn url_prefix(token: &str) -> Option<(bool, UrlScheme, &str)> {
@@ -1029,7 +1035,7 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), &'static str>
 
 /// libldap's `ldap_pvt_hex_unescape()`: decode `%XX`. A `%` without two hex digits empties the whole string, and
 /// a decoded NUL ends it (C strings).
-fn hex_unescape(s: &str) -> String {
+pub(crate) fn hex_unescape(s: &str) -> String {
     fn hex(b: Option<&u8>) -> Option<u8> {
         b.and_then(|&b| char::from(b).to_digit(16)).and_then(|d| u8::try_from(d).ok())
     }

@@ -25,7 +25,7 @@ use ldap3::asn1::StructureTag;
 use ldap3::{DerefAliases, Ldap, SearchOptions};
 
 use crate::casefold::casefold;
-use crate::config::{Map, Scope};
+use crate::config::{hex_unescape, url_rest, Map, Scope};
 
 /// Why a lookup fails: Postfix would return `DICT_ERR_RETRY`, i.e. defer or answer 451.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -576,43 +576,8 @@ pub struct LdapUrl {
     pub filter: Option<String>,
 }
 
-/// libldap's `ldap_is_ldap_url()`: an optional `<` and `URL:`, then `ldap://`, `ldaps://`, `ldapi://`,
-/// `pldap://` or `pldaps://` (case-insensitive). Returns the rest and whether it was enclosed in `<>`.
-fn url_rest(value: &str) -> Option<(&str, bool)> {
-    let (enclosed, rest) = match value.strip_prefix('<') {
-        Some(r) => (true, r),
-        None => (false, value),
-    };
-    let strip = |s: &'_ str, p: &str| -> Option<usize> {
-        s.get(..p.len()).filter(|h| h.eq_ignore_ascii_case(p)).map(|_| p.len())
-    };
-    let rest = strip(rest, "URL:").map_or(rest, |n| &rest[n..]);
-    ["ldap://", "ldaps://", "ldapi://", "pldap://", "pldaps://"]
-        .iter()
-        .find_map(|p| strip(rest, p).map(|n| (&rest[n..], enclosed)))
-}
-
 pub fn is_ldap_url(value: &str) -> bool {
     url_rest(value).is_some()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Parse an LDAP URL from a special result attribute.
@@ -628,10 +593,10 @@ pub fn parse_ldap_url(value: &str) -> Result<LdapUrl, String> {
     if parts.len() > 5 {
         return Err("too many '?' in the URL".to_string());
     }
-    let dn = percent_decode(parts[0]);
+    let dn = hex_unescape(parts[0]);
     let attrs =
-        parts.get(1).map(|a| a.split(',').filter(|a| !a.is_empty()).map(percent_decode).collect()).unwrap_or_default();
-    let scope = match parts.get(2).map(|s| percent_decode(s).to_ascii_lowercase()).as_deref() {
+        parts.get(1).map(|a| a.split(',').filter(|a| !a.is_empty()).map(hex_unescape).collect()).unwrap_or_default();
+    let scope = match parts.get(2).map(|s| hex_unescape(s).to_ascii_lowercase()).as_deref() {
         None | Some("") | Some("base") => Scope::Base,
         Some("one") | Some("onelevel") => Scope::One,
         Some("sub") | Some("subtree") => Scope::Sub,
@@ -640,7 +605,7 @@ pub fn parse_ldap_url(value: &str) -> Result<LdapUrl, String> {
         }
         Some(_) => return Err("bad scope".to_string()),
     };
-    let filter = parts.get(3).map(|f| percent_decode(f)).filter(|f| !f.is_empty());
+    let filter = parts.get(3).map(|f| hex_unescape(f)).filter(|f| !f.is_empty());
     Ok(LdapUrl { dn, attrs, scope, filter })
 }
 
