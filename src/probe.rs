@@ -424,12 +424,20 @@ async fn connect_and_check(
 
     // Each search base must exist and be visible to this identity: a missing static base is a lookup
     // error for Postfix (451), not "not found".
-    let mut lost = false;
+    // Once the connection is lost, what was not asked yet is reported as such, not as a deadline.
+    let mut lost: Option<String> = None;
     for base in &job.bases {
+        if let Some(during) = &lost {
+            let f = fail(Stage::Search, format!("search of {base} not made: the connection was lost during {during}"));
+            progress.borrow_mut().report.searches.push(SearchReport { base: base.clone(), result: Err(f) });
+            continue;
+        }
         progress.borrow_mut().begin(Stage::Search);
         let result = ldap.search(base, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await;
         let elapsed = progress.borrow_mut().end();
-        lost = matches!(&result, Err(e) if connection_lost(e));
+        if matches!(&result, Err(e) if connection_lost(e)) {
+            lost = Some("an earlier search".to_string());
+        }
         let result = match result {
             Err(e) => Err(fail(Stage::Search, ldap_reason(&e))),
             Ok(r) if r.1.rc == 32 => {
@@ -449,20 +457,23 @@ async fn connect_and_check(
             }
         };
         progress.borrow_mut().report.searches.push(SearchReport { base: base.clone(), result });
-        if lost {
-            break;
-        }
     }
 
     // The canaries, on the same connection: what Postfix would answer for each key.
     for l in &job.lookups {
-        if lost {
-            break;
+        if let Some(during) = &lost {
+            let f =
+                fail(Stage::Lookup, format!("canary {} not looked up: the connection was lost during {during}", l.key));
+            let report = LookupReport { map: l.map, key: l.key.clone(), result: Err(f), elapsed: Duration::ZERO };
+            progress.borrow_mut().report.lookups.push(report);
+            continue;
         }
         progress.borrow_mut().begin(Stage::Lookup);
         let result = crate::lookup::lookup(&mut ldap, &l.spec, &l.query).await;
         let elapsed = progress.borrow_mut().end();
-        lost = matches!(&result, Err(e) if e.connection_lost);
+        if matches!(&result, Err(e) if e.connection_lost) {
+            lost = Some("an earlier canary lookup".to_string());
+        }
         let result = result.map_err(|e| fail(Stage::Lookup, e.message));
         progress.borrow_mut().report.lookups.push(LookupReport { map: l.map, key: l.key.clone(), result, elapsed });
     }

@@ -563,3 +563,22 @@ fn loop_mode_prints_the_old_debug_line_and_exits_2_on_failure() {
     assert!(successes >= 2, "expected several successful checks before the failure:\n{}", r.stdout);
     assert!(r.stdout.lines().any(|l| l.starts_with("LDAP CRITICAL - loop.cf: ")), "{}", r.stdout);
 }
+
+#[test]
+fn a_connection_lost_in_one_maps_search_is_named_for_the_next_map() {
+    // Two maps on one server share one connection; slapd drops it on a 1 MB search base (the first map's),
+    // so the second map's base is never searched: its reason says so, not "deadline".
+    let s = Slapd::shared();
+    let d = TempDir::new();
+    let huge = format!("ou={},dc=example,dc=com", "x".repeat(1 << 20));
+    let a = d.write("a-huge.cf", &map_body(&s.ldap_url(), "").replace("ou=people,dc=example,dc=com", &huge));
+    let b = d.write("b.cf", &map_body(&s.ldap_url(), ""));
+    let r = run(&["--once", "-f", a.to_str().unwrap(), "-f", b.to_str().unwrap()], &[]);
+    r.assert_code(2);
+    assert!(
+        first_line(&r).contains("b.cf: ")
+            && first_line(&r).contains("not made: the connection was lost during an earlier search"),
+        "{}",
+        first_line(&r).chars().take(400).collect::<String>()
+    );
+}
