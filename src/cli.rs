@@ -1,5 +1,7 @@
-//! The command line: options, their environment defaults, and their validation.
+//! The command line: options, their environment defaults (resolved once, by [`Cli::parse_args`]), and their
+//! validation.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -98,6 +100,45 @@ pub struct Cli {
     pub postfix_config: Option<PathBuf>,
 }
 
+/// The environment variable that lists the map files when no `--conffile` is given.
+pub const CONFFILE_ENV: &str = "LDAP_HEALTH_CHECK_CONFFILE";
+
+/// The environment variable for `--prometheus-textfile` (an empty value counts as unset, so that an
+/// `/etc/default/ldap-health-check` line `LDAP_HEALTH_CHECK_PROMETHEUS_TEXTFILE=` is no usage error).
+pub const PROMETHEUS_TEXTFILE_ENV: &str = "LDAP_HEALTH_CHECK_PROMETHEUS_TEXTFILE";
+
+/// Postfix's own variable for its configuration directory.
+pub const MAIL_CONFIG_ENV: &str = "MAIL_CONFIG";
+
+impl Cli {
+    /// Parse `args`, then apply the environment defaults: after this, `conffile` lists each map once (from the
+    /// options, else from `$LDAP_HEALTH_CHECK_CONFFILE`), `prometheus_textfile` is the option or a non-empty
+    /// `$LDAP_HEALTH_CHECK_PROMETHEUS_TEXTFILE`, and `postfix_config` is always set (the option, else
+    /// `$MAIL_CONFIG`, else /etc/postfix).
+    pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+        let mut cli = Cli::try_parse_from(args)?;
+        cli.apply_env(|name| std::env::var_os(name).filter(|v| !v.is_empty()));
+        Ok(cli)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<OsString>) {
+        if self.conffile.is_empty() {
+            if let Some(list) = env(CONFFILE_ENV) {
+                self.conffile = list.to_string_lossy().split_whitespace().map(PathBuf::from).collect();
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        self.conffile.retain(|p| seen.insert(p.clone()));
+        if self.prometheus_textfile.is_none() {
+            self.prometheus_textfile = env(PROMETHEUS_TEXTFILE_ENV).map(PathBuf::from);
+        }
+        if self.postfix_config.is_none() {
+            self.postfix_config =
+                Some(env(MAIL_CONFIG_ENV).map_or_else(|| PathBuf::from("/etc/postfix"), PathBuf::from));
+        }
+    }
+}
+
 /// The stdout format (`--format`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
@@ -145,6 +186,43 @@ mod tests {
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("2 days").is_err());
+    }
+
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| OsString::from(v))
+    }
+
+    #[test]
+    fn conffile_options_win_over_the_environment() {
+        let mut cli = Cli::try_parse_from(["x", "-f", "/a.cf"]).unwrap();
+        cli.apply_env(env_of(&[(CONFFILE_ENV, "/b.cf")]));
+        assert_eq!(cli.conffile, vec![PathBuf::from("/a.cf")]);
+    }
+
+    #[test]
+    fn environment_lists_space_separated_paths_once_each() {
+        let mut cli = Cli::try_parse_from(["x"]).unwrap();
+        cli.apply_env(env_of(&[(CONFFILE_ENV, " /a.cf  /b.cf\t/a.cf ")]));
+        assert_eq!(cli.conffile, vec![PathBuf::from("/a.cf"), PathBuf::from("/b.cf")]);
+        let mut cli = Cli::try_parse_from(["x"]).unwrap();
+        cli.apply_env(env_of(&[]));
+        assert!(cli.conffile.is_empty());
+    }
+
+    #[test]
+    fn postfix_config_and_textfile_from_the_environment() {
+        let mut cli = Cli::try_parse_from(["x"]).unwrap();
+        cli.apply_env(env_of(&[]));
+        assert_eq!(cli.postfix_config, Some(PathBuf::from("/etc/postfix")));
+        assert_eq!(cli.prometheus_textfile, None);
+        let mut cli = Cli::try_parse_from(["x"]).unwrap();
+        cli.apply_env(env_of(&[(MAIL_CONFIG_ENV, "/srv/pf"), (PROMETHEUS_TEXTFILE_ENV, "/t.prom")]));
+        assert_eq!(cli.postfix_config, Some(PathBuf::from("/srv/pf")));
+        assert_eq!(cli.prometheus_textfile, Some(PathBuf::from("/t.prom")));
+        let mut cli = Cli::try_parse_from(["x", "--postfix-config", "/p", "--prometheus-textfile", "/o"]).unwrap();
+        cli.apply_env(env_of(&[(MAIL_CONFIG_ENV, "/srv/pf"), (PROMETHEUS_TEXTFILE_ENV, "/t.prom")]));
+        assert_eq!(cli.postfix_config, Some(PathBuf::from("/p")));
+        assert_eq!(cli.prometheus_textfile, Some(PathBuf::from("/o")));
     }
 
     #[test]

@@ -12,66 +12,34 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
+use anyhow::{anyhow, bail, Context as _};
+
+use crate::deadline::Deadline;
+use crate::map::Source;
 use crate::postfix::{find_postfix_tool, run_bounded};
 
 /// Parameters that name maps without using them for lookups.
 const NOT_USES: &[&str] = &["proxy_read_maps", "proxy_write_maps"];
 
-/// One map to check.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MapSource {
-    /// The map file; for a legacy map, `ldap:NAME` (used in messages only).
-    pub path: PathBuf,
-    /// A legacy map's settings, as the text of a map file; `None`: read `path`.
-    pub text: Option<Vec<u8>>,
-    /// The parameters that use the map (`virtual_mailbox_maps`, `submission/inet/smtpd_sender_login_maps`).
-    pub used_by: Vec<String>,
-}
-
-impl MapSource {
-    /// A map file given on the command line.
-    pub fn file(path: PathBuf) -> MapSource {
-        MapSource { path, text: None, used_by: Vec::new() }
-    }
-
-    /// Read and parse the map.
-    pub fn load(&self) -> Result<crate::config::Map, crate::config::ConfigError> {
-        match &self.text {
-            Some(text) => crate::config::parse(&self.path, text),
-            None => crate::config::load(&self.path),
-        }
-    }
-}
-
-/// The configuration directory to read: `--postfix-config`, else `$MAIL_CONFIG`, else /etc/postfix.
-pub fn config_dir(given: Option<&Path>) -> PathBuf {
-    given
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("MAIL_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/etc/postfix"))
-}
-
 /// Every LDAP map that the Postfix configuration in `dir` uses. An error means the configuration could not be
-/// read (no postconf, a bad directory, or postconf still running at `until`, the check's deadline: it is
-/// killed then).
-pub fn discover(dir: &Path, until: Instant) -> Result<Vec<MapSource>, String> {
+/// read (no postconf, a bad directory, or postconf still running at the deadline: it is killed then).
+pub fn discover(dir: &Path, deadline: &Deadline) -> anyhow::Result<Vec<Source>> {
     let postconf = find_postfix_tool("postconf").ok_or_else(|| {
-        format!(
+        anyhow!(
             "postconf is not installed: cannot read the Postfix configuration in {}; give the maps with -f",
             dir.display()
         )
     })?;
     // Three postconf runs at once: each waits about 2 s when main.cf was just written (Postfix's "hot" file rule).
     let (main, master, set) = std::thread::scope(|scope| {
-        let run = |args: &'static [&'static str]| scope.spawn(|| postconf_lines(&postconf, dir, args, until));
+        let run = |args: &'static [&'static str]| scope.spawn(|| postconf_lines(&postconf, dir, args, deadline));
         let main = run(&["-x"]);
         // master.cf is optional for this purpose (postconf -P fails without it).
         let master = dir.join("master.cf").exists().then(|| run(&["-P", "-x"]));
         let set = run(&["-n", "-x"]);
-        let join = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<(String, String)>, String>>| {
-            h.join().unwrap_or_else(|_| Err("postconf reader failed".to_string()))
+        let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<Vec<(String, String)>>>| {
+            h.join().unwrap_or_else(|_| Err(anyhow!("postconf reader failed")))
         };
         (join(main), master.map(join).unwrap_or(Ok(Vec::new())), join(set))
     });
@@ -92,22 +60,31 @@ pub fn discover(dir: &Path, until: Instant) -> Result<Vec<MapSource>, String> {
     Ok(maps)
 }
 
-/// Run `postconf -c DIR ARGS`, killed at `until`, and split its output into (name, value).
-fn postconf_lines(postconf: &Path, dir: &Path, args: &[&str], until: Instant) -> Result<Vec<(String, String)>, String> {
+/// Run `postconf -c DIR ARGS`, killed at the deadline, and split its output into (name, value).
+fn postconf_lines(
+    postconf: &Path,
+    dir: &Path,
+    args: &[&str],
+    deadline: &Deadline,
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut cmd = std::process::Command::new(postconf);
     cmd.arg("-c").arg(dir).args(args);
-    let limit = until.saturating_duration_since(Instant::now());
-    let out = run_bounded(&mut cmd, limit).map_err(|e| {
-        if Instant::now() >= until {
+    let out = run_bounded(&mut cmd, deadline).with_context(|| {
+        if deadline.passed() {
             format!("postconf -c {} did not finish within the deadline (-t, else 10s): killed", dir.display())
         } else {
-            format!("postconf -c {}: {e}", dir.display())
+            format!("postconf -c {}", dir.display())
         }
-    })?;
+    });
+    let out = match out {
+        // The deadline's message says it all: do not add "postconf timed out".
+        Err(e) if deadline.passed() => bail!("{e}"),
+        other => other?,
+    };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed");
-        return Err(format!("postconf -c {} cannot read the configuration: {}", dir.display(), last.trim()));
+        bail!("postconf -c {} cannot read the configuration: {}", dir.display(), last.trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -121,8 +98,8 @@ pub fn maps_in<'a>(
     params: impl Iterator<Item = &'a (String, String)>,
     set: &[(String, String)],
     queue_dir: Option<&Path>,
-) -> Vec<MapSource> {
-    let mut maps: Vec<MapSource> = Vec::new();
+) -> Vec<Source> {
+    let mut maps: Vec<Source> = Vec::new();
     let mut index: HashMap<PathBuf, usize> = HashMap::new();
     for (name, value) in params {
         if NOT_USES.contains(&name.as_str()) {
@@ -130,10 +107,10 @@ pub fn maps_in<'a>(
         }
         for map in ldap_maps(value) {
             let source = if map.starts_with('/') {
-                MapSource::file(PathBuf::from(map))
+                Source::file(PathBuf::from(map))
             } else if map.starts_with('.') {
                 // Postfix daemons run in the queue directory.
-                MapSource::file(queue_dir.unwrap_or(Path::new("/var/spool/postfix")).join(map))
+                Source::file(queue_dir.unwrap_or(Path::new("/var/spool/postfix")).join(map))
             } else {
                 legacy(map, set)
             };
@@ -194,7 +171,7 @@ pub fn main_cf_value(text: &str, name: &str) -> Option<String> {
 }
 
 /// A legacy main.cf map: its `NAME_param` parameters as a map file.
-fn legacy(name: &str, set: &[(String, String)]) -> MapSource {
+fn legacy(name: &str, set: &[(String, String)]) -> Source {
     let prefix = format!("{name}_");
     let mut text = Vec::new();
     for (param, value) in set {
@@ -202,7 +179,7 @@ fn legacy(name: &str, set: &[(String, String)]) -> MapSource {
             text.extend_from_slice(format!("{p} = {value}\n").as_bytes());
         }
     }
-    MapSource { path: PathBuf::from(format!("ldap:{name}")), text: Some(text), used_by: Vec::new() }
+    Source::text(PathBuf::from(format!("ldap:{name}")), text)
 }
 
 #[cfg(test)]
@@ -258,10 +235,5 @@ mod tests {
         assert_eq!(main_cf_value(text, "a_key").as_deref(), Some("y, z"));
         assert_eq!(main_cf_value(text, "a_ke"), None);
         assert_eq!(main_cf_value(text, "c"), None);
-    }
-
-    #[test]
-    fn config_dir_defaults() {
-        assert_eq!(config_dir(Some(Path::new("/x"))), PathBuf::from("/x"));
     }
 }

@@ -14,7 +14,6 @@ pub enum Level {
     Warning = 4,
     Notice = 5,
     Info = 6,
-    Debug = 7,
 }
 
 type Syslog = syslog::Logger<syslog::LoggerBackend, Formatter3164>;
@@ -26,7 +25,7 @@ pub struct Logger {
 }
 
 impl Logger {
-    /// `verbose` decides which levels reach stderr: notice and above always, info with -v, debug with -vv.
+    /// `verbose` decides which levels reach stderr: notice and above always, info with -v.
     pub fn new(verbose: u8, syslog: bool) -> Logger {
         let mut logger = Logger { journal: stderr_is_journal(), verbose, syslog: None };
         if syslog {
@@ -54,7 +53,6 @@ impl Logger {
     pub fn log(&mut self, level: Level, message: &str) {
         let shown = match level {
             Level::Info => self.verbose >= 1,
-            Level::Debug => self.verbose >= 2,
             _ => true,
         };
         if shown {
@@ -93,7 +91,6 @@ impl Logger {
                 Level::Warning => s.warning(message),
                 Level::Notice => s.notice(message),
                 Level::Info => s.info(message),
-                Level::Debug => s.debug(message),
             };
         }
     }

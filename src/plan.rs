@@ -2,13 +2,55 @@
 //! once, however many maps use it (as Postfix shares one connection between such maps), and each map knows
 //! which connections serve it, in its `server_host` order. Canary keys are prepared here (folded, checked
 //! against the map's `domain`, expanded into base and filter) and attached to every connection of their map.
+//! Every map of the run stays in the plan, in order, with the parameters that use it: also those that cannot
+//! be read (their verdict is UNKNOWN) and those that are not probed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{BindMode, Map};
-use crate::lookup::{Prepared, Spec};
-use crate::probe::{Endpoint, Job, LookupJob};
+use crate::lookup::{Prepared, Query, Spec};
+use crate::map::{template, BindMode, ConfigError, Map, Scheme, Secret, Server, Source, TlsParams};
+
+/// How to reach and authenticate to one server: what Postfix keys its connection cache on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    pub server: Server,
+    pub start_tls: bool,
+    pub tls: TlsParams,
+    pub bind: BindMode,
+    pub bind_dn: String,
+    pub bind_pw: Secret,
+    /// libldap's network timeout: the bound on each connect attempt (the map's `timeout`).
+    pub connect_timeout: Duration,
+}
+
+impl Endpoint {
+    /// Whether this endpoint speaks TLS (ldaps, or STARTTLS on ldap).
+    pub fn uses_tls(&self) -> bool {
+        self.server.scheme == Scheme::Ldaps || (self.start_tls && self.server.scheme == Scheme::Ldap)
+    }
+}
+
+/// One connection to make and what to check on it.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub endpoint: Endpoint,
+    /// Base DNs to check with a base-scope search, in order.
+    pub bases: Vec<String>,
+    /// Canary lookups to run after the base searches, in order.
+    pub lookups: Vec<LookupJob>,
+}
+
+/// One canary key of one map, ready to be looked up on a connection of the map.
+#[derive(Clone, Debug)]
+pub struct LookupJob {
+    /// Index of the map in the plan.
+    pub map: usize,
+    /// The canary key as given.
+    pub key: String,
+    pub spec: Arc<Spec>,
+    pub query: Query,
+}
 
 /// Where a canary key comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,24 +71,32 @@ pub struct Canary {
     pub prepared: Result<Prepared, String>,
 }
 
+/// Why a map that was read is not probed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapProblem {
+    /// Postfix cannot use the map either (a `domain` file that cannot be read): UNKNOWN.
+    Unusable(String),
+    /// A setting Postfix handles but this tool cannot check the way Postfix uses it (see [`not_checkable`]):
+    /// WARNING, "not checked", rather than failing closed on a healthy directory.
+    NotChecked(String),
+}
+
 /// What to check for one map.
 #[derive(Clone, Debug)]
 pub struct MapPlan {
-    pub map: Map,
+    /// The map as Postfix reads it, or why it cannot be read or Postfix would refuse it (UNKNOWN).
+    pub map: Result<Map, ConfigError>,
+    /// Which Postfix parameters use this map (discovery), for the long output.
+    pub used_by: Vec<String>,
+    /// Why the map, though read, is not probed.
+    pub problem: Option<MapProblem>,
     /// Index into [`Plan::jobs`] for each server of the map, in `server_host` order.
     pub jobs: Vec<usize>,
     /// The base to search: `search_base`, or the static suffix of a base with `%` expansions; `None` when
     /// nothing static is left to check.
     pub base: Option<String>,
-    /// Why this map cannot be checked at all (Postfix would fail on it too): the map is UNKNOWN.
-    pub unsupported: Option<String>,
-    /// Why this map is not checked (a setting Postfix handles but this tool does not, see [`unsupported`]): the
-    /// map is WARNING, "not checked", rather than failing closed on a healthy directory.
-    pub not_checked: Option<String>,
     /// The canaries of the map: its `health_check_key` values, then the `--canary` keys, each once.
     pub canaries: Vec<Canary>,
-    /// Which Postfix parameters use this map (discovery), for the long output.
-    pub used_by: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -62,60 +112,58 @@ impl Plan {
         self.maps.iter().map(|m| m.jobs.clone()).collect()
     }
 
-    /// The plan for `maps`, each with its own `health_check_key` canaries and the `global` ones. `table` answers
-    /// the `type:table` entries of `domain` lists (see [`crate::postfix::postmap_table_lookup`]).
-    pub fn with_canaries(
-        maps: Vec<Map>,
-        global: &[String],
-        table: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
-    ) -> Plan {
-        let mut plan = Plan::default();
-        for map in maps {
-            let index = plan.maps.len();
-            let not_checked = unsupported(&map);
-            let mut unsupported = None;
-            let base = static_base(&map.search_base);
-            let mut canaries = Vec::new();
-            let keys = map
-                .health_check_keys
-                .iter()
-                .map(|k| (k, CanarySource::Map))
-                .chain(global.iter().map(|k| (k, CanarySource::Option)));
-            for (key, source) in keys {
-                if !canaries.iter().any(|c: &Canary| &c.key == key) {
-                    canaries.push(Canary { key: key.clone(), source, prepared: Err(String::new()) });
-                }
+    /// Read the maps of `sources`, in order, each with the parameters that use it. Nothing is planned yet
+    /// ([`Plan::prepare`]): the maps' `timeout`s set the deadline that preparing runs under.
+    pub fn read(sources: &[Source]) -> Plan {
+        let maps = sources
+            .iter()
+            .map(|source| MapPlan {
+                map: source.load(),
+                used_by: source.used_by.clone(),
+                problem: None,
+                jobs: Vec::new(),
+                base: None,
+                canaries: Vec::new(),
+            })
+            .collect();
+        Plan { jobs: Vec::new(), maps }
+    }
+
+    /// The `timeout` of each map that could be read.
+    pub fn timeouts(&self) -> impl Iterator<Item = u32> + '_ {
+        self.maps.iter().filter_map(|m| m.map.as_ref().ok()).map(|m| m.timeout)
+    }
+
+    /// Plan the checks of every map read: its base, canaries (its own `health_check_key` values and the
+    /// `global` ones) and jobs. `table` answers the `type:table` entries of `domain` lists (see
+    /// [`crate::postfix::postmap_table_lookup`]).
+    pub fn prepare(&mut self, global: &[String], table: &mut dyn FnMut(&str, &str) -> Result<bool, String>) {
+        let mut maps = std::mem::take(&mut self.maps);
+        for (index, mp) in maps.iter_mut().enumerate() {
+            let Ok(map) = &mp.map else { continue };
+            mp.problem = not_checkable(map).map(MapProblem::NotChecked);
+            mp.base = static_base(&map.search_base);
+            mp.canaries = canaries(map, global);
+            let lookups = if mp.problem.is_none() { prepare_canaries(mp, index, table) } else { Vec::new() };
+            if let (None, Ok(map)) = (&mp.problem, &mp.map) {
+                mp.jobs = self.add_jobs(map, mp.base.as_deref(), index, &lookups);
             }
-            let mut lookups = Vec::new();
-            if !canaries.is_empty() && not_checked.is_none() {
-                match Spec::new(&map) {
-                    Err(e) => unsupported = Some(e),
-                    Ok(spec) => {
-                        let spec = Arc::new(spec);
-                        for c in &mut canaries {
-                            c.prepared = spec.prepare(c.key.as_bytes(), table).map_err(|e| e.message);
-                            if let Ok(Prepared::Search(query)) = &c.prepared {
-                                let (spec, query) = (spec.clone(), query.clone());
-                                lookups.push(LookupJob { map: index, key: c.key.clone(), spec, query });
-                            }
-                        }
-                    }
-                }
-            }
-            let mut jobs = Vec::new();
-            if unsupported.is_none() && not_checked.is_none() {
-                for endpoint in endpoints(&map) {
-                    let job = plan.job_for(endpoint, base.as_deref());
-                    // A server listed twice is one connection: its canaries run once.
-                    if !plan.jobs[job].lookups.iter().any(|l| l.map == index) {
-                        plan.jobs[job].lookups.extend(lookups.iter().cloned());
-                    }
-                    jobs.push(job);
-                }
-            }
-            plan.maps.push(MapPlan { map, jobs, base, unsupported, not_checked, canaries, used_by: Vec::new() });
         }
-        plan
+        self.maps = maps;
+    }
+
+    /// The jobs of map `index`, in `server_host` order, each with the map's base and canary lookups.
+    fn add_jobs(&mut self, map: &Map, base: Option<&str>, index: usize, lookups: &[LookupJob]) -> Vec<usize> {
+        let mut jobs = Vec::new();
+        for endpoint in endpoints(map) {
+            let job = self.job_for(endpoint, base);
+            // A server listed twice is one connection: its canaries run once.
+            if !self.jobs[job].lookups.iter().any(|l| l.map == index) {
+                self.jobs[job].lookups.extend(lookups.iter().cloned());
+            }
+            jobs.push(job);
+        }
+        jobs
     }
 
     /// The job for `endpoint` (shared when another map already uses the same one), with `base` added.
@@ -141,6 +189,51 @@ impl Plan {
     }
 }
 
+/// The canary keys of `map`: its `health_check_key` values, then the `global` ones, each once.
+fn canaries(map: &Map, global: &[String]) -> Vec<Canary> {
+    let keys = map
+        .health_check_keys
+        .iter()
+        .map(|k| (k, CanarySource::Map))
+        .chain(global.iter().map(|k| (k, CanarySource::Option)));
+    let mut canaries: Vec<Canary> = Vec::new();
+    for (key, source) in keys {
+        if !canaries.iter().any(|c| &c.key == key) {
+            canaries.push(Canary { key: key.clone(), source, prepared: Err(String::new()) });
+        }
+    }
+    canaries
+}
+
+/// Prepare the canaries of map `index` as Postfix prepares a lookup (fold, `domain`, expansion); returns the
+/// lookups to make. A `domain` file that cannot be read makes the map unusable.
+fn prepare_canaries(
+    mp: &mut MapPlan,
+    index: usize,
+    table: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
+) -> Vec<LookupJob> {
+    let Ok(map) = &mp.map else { return Vec::new() };
+    if mp.canaries.is_empty() {
+        return Vec::new();
+    }
+    let spec = match Spec::new(map) {
+        Ok(spec) => Arc::new(spec),
+        Err(e) => {
+            mp.problem = Some(MapProblem::Unusable(e));
+            return Vec::new();
+        }
+    };
+    let mut lookups = Vec::new();
+    for c in &mut mp.canaries {
+        c.prepared = spec.prepare(c.key.as_bytes(), table).map_err(|e| e.message);
+        if let Ok(Prepared::Search(query)) = &c.prepared {
+            let (spec, query) = (spec.clone(), query.clone());
+            lookups.push(LookupJob { map: index, key: c.key.clone(), spec, query });
+        }
+    }
+    lookups
+}
+
 /// The connections Postfix would try for `map`, in `server_host` order.
 pub fn endpoints(map: &Map) -> Vec<Endpoint> {
     map.servers
@@ -159,7 +252,7 @@ pub fn endpoints(map: &Map) -> Vec<Endpoint> {
 
 /// Settings Postfix accepts that this tool cannot check the way Postfix would use them (SASL mechanisms other
 /// than EXTERNAL, which works over ldapi:// or with a TLS client certificate).
-pub fn unsupported(map: &Map) -> Option<String> {
+pub fn not_checkable(map: &Map) -> Option<String> {
     if map.bind == BindMode::Sasl && !map.sasl_mechs.iter().any(|m| m.eq_ignore_ascii_case("EXTERNAL")) {
         let mechs = if map.sasl_mechs.is_empty() { "(none)".to_string() } else { map.sasl_mechs.join(" ") };
         return Some(format!("bind = sasl with sasl_mechs = {mechs}: only EXTERNAL is supported"));
@@ -172,7 +265,7 @@ pub fn unsupported(map: &Map) -> Option<String> {
 pub fn static_base(base: &str) -> Option<String> {
     let rdns = split_rdns(base);
     // An RDN holding an expansion (or, defensively, a template Postfix would reject) is not static.
-    let last_dynamic = rdns.iter().rposition(|rdn| crate::config::template_is_dynamic(rdn) != Some(false));
+    let last_dynamic = rdns.iter().rposition(|rdn| template::is_dynamic(rdn) != Some(false));
     let static_part = match last_dynamic {
         None => &rdns[..],
         Some(i) => &rdns[i + 1..],
@@ -211,12 +304,9 @@ mod tests {
     fn canaries_join_every_connection_of_their_map() {
         let text = "server_host = ldap://a ldap://b ldap://a\nsearch_base = dc=x\nquery_filter = (mail=%s)\n\
                     domain = example.com\nhealth_check_key = k@example.com, other@example.org\n";
-        let map = crate::config::parse(std::path::Path::new("/m.cf"), text.as_bytes()).unwrap();
-        let plan = Plan::with_canaries(
-            vec![map.clone(), map],
-            &["k@example.com".into(), "g@example.com".into()],
-            &mut |_, _| Ok(false),
-        );
+        let source = Source::text("/m.cf".into(), text.as_bytes().to_vec());
+        let mut plan = Plan::read(&[source.clone(), source]);
+        plan.prepare(&["k@example.com".into(), "g@example.com".into()], &mut |_, _| Ok(false));
         assert_eq!(plan.jobs.len(), 2, "ldap://a listed twice is one connection, shared by both maps");
         let keys: Vec<_> = plan.maps[0].canaries.iter().map(|c| (c.key.as_str(), c.source)).collect();
         assert_eq!(

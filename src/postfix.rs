@@ -1,15 +1,19 @@
 //! Running Postfix's own tools, `postconf` and `postmap`, bounded by the deadline.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+
+use crate::deadline::Deadline;
 
 /// Answer a `type:table` domain pattern the way Postfix would: `postmap [-c DIR] -q KEY TABLE`, exit 0 found,
-/// exit 1 not found (or an error, told apart by postmap's `fatal:`/`warning:` lines). Bounded by `limit`.
+/// exit 1 not found (or an error, told apart by postmap's `fatal:`/`warning:` lines). Killed at the deadline.
 pub fn postmap_table_lookup(
     config_dir: Option<&Path>,
     table: &str,
     key: &str,
-    limit: Duration,
+    deadline: &Deadline,
 ) -> Result<bool, String> {
     let postmap = find_postfix_tool("postmap").ok_or("postmap is not installed: cannot look up the domain table")?;
     let mut cmd = std::process::Command::new(postmap);
@@ -17,7 +21,7 @@ pub fn postmap_table_lookup(
         cmd.arg("-c").arg(dir);
     }
     cmd.arg("-q").arg(key).arg(table);
-    let out = run_bounded(&mut cmd, limit).map_err(|e| format!("domain table {table}: {e}"))?;
+    let out = run_bounded(&mut cmd, deadline).map_err(|e| format!("domain table {table}: {e:#}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     match out.status.code() {
         Some(0) => Ok(true),
@@ -38,16 +42,17 @@ pub fn find_postfix_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Run a command, killing it at `limit`.
-pub fn run_bounded(cmd: &mut std::process::Command, limit: Duration) -> Result<std::process::Output, String> {
+/// Run a command, killing it at the deadline.
+pub fn run_bounded(cmd: &mut std::process::Command, deadline: &Deadline) -> anyhow::Result<std::process::Output> {
     use std::io::Read;
     use std::process::Stdio;
+    let program = cmd.get_program().to_string_lossy().into_owned();
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", cmd.get_program().to_string_lossy()))?;
+        .with_context(|| format!("cannot run {program}"))?;
     let read = |r: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -59,17 +64,15 @@ pub fn run_bounded(cmd: &mut std::process::Command, limit: Duration) -> Result<s
     };
     let out = read(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
     let err = read(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let start = Instant::now();
     let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() >= limit => {
+        match child.try_wait().with_context(|| format!("waiting for {program}"))? {
+            Some(status) => break status,
+            None if deadline.passed() => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{} timed out", cmd.get_program().to_string_lossy()));
+                return Err(anyhow!("{program} timed out"));
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(e.to_string()),
+            None => std::thread::sleep(Duration::from_millis(2)),
         }
     };
     Ok(std::process::Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() })

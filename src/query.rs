@@ -2,22 +2,23 @@
 //! tells what postmap cannot: 0 found (the value on stdout, as postmap prints it), 1 not found (nothing on
 //! stdout), 2 lookup error (one line on stderr: postmap would say "query error" and also exit 1).
 //!
-//! The connection is made as the probe makes it ([`crate::probe::open_session`]) and as Postfix does: the
+//! The connection is made as the probe makes it ([`connect::open_session`]) and as Postfix does: the
 //! servers in `server_host` order, the first one that accepts a connection is used, whatever happens next.
-//! Everything runs under one deadline: `-t`, else the map's `timeout`.
+//! Everything runs under one deadline, with the same rule as a check ([`Deadline::for_maps`]).
 
 use std::ffi::OsStr;
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::check::print_stderr;
-use crate::config;
+use crate::deadline::Deadline;
 use crate::lookup::{self, Prepared, Spec};
+use crate::map;
 use crate::plan;
 use crate::postfix;
-use crate::probe::{self, Failure};
+use crate::probe::{self, connect};
+use crate::reason::secs;
+use crate::report::{print_bytes, print_stderr};
 
 /// What a query gave.
 #[derive(Debug, PartialEq)]
@@ -48,12 +49,11 @@ pub fn run(
     verbose: u8,
 ) -> ExitCode {
     let answer = query(map_file, key, timeout, postfix_config);
-    let mut out = std::io::stdout().lock();
     match &answer {
         Answer::Found(value) => {
             let mut line = value.clone();
             line.push(b'\n');
-            let _ = out.write_all(&line).and_then(|_| out.flush());
+            print_bytes(&line);
         }
         Answer::NotFound => {}
         Answer::Skipped(why) => {
@@ -69,21 +69,19 @@ pub fn run(
 /// Look `key` up in `map_file`.
 pub fn query(map_file: &Path, key: &OsStr, timeout: Option<Duration>, postfix_config: Option<&Path>) -> Answer {
     let start = Instant::now();
-    let map = match config::load(map_file) {
+    let map = match map::load(map_file) {
         Ok(map) => map,
         Err(e) => return Answer::Error(format!("{e} (Postfix would refuse to open the map)")),
     };
-    if let Some(why) = plan::unsupported(&map) {
+    if let Some(why) = plan::not_checkable(&map) {
         return Answer::Error(format!("{}: {why}", map_file.display()));
     }
     let spec = match Spec::new(&map) {
         Ok(spec) => spec,
         Err(e) => return Answer::Error(format!("{}: {e}", map_file.display())),
     };
-    let deadline = timeout.unwrap_or_else(|| Duration::from_secs(u64::from(map.timeout.max(1))));
-    let mut table = |t: &str, k: &str| {
-        postfix::postmap_table_lookup(postfix_config, t, k, deadline.saturating_sub(start.elapsed()))
-    };
+    let deadline = Deadline::for_maps(start, timeout, [map.timeout]);
+    let mut table = |t: &str, k: &str| postfix::postmap_table_lookup(postfix_config, t, k, &deadline);
     let query = match spec.prepare(key.as_encoded_bytes(), &mut table) {
         Ok(Prepared::Search(q)) => q,
         Ok(Prepared::Skipped(why)) => return Answer::Skipped(why.to_string()),
@@ -91,47 +89,36 @@ pub fn query(map_file: &Path, key: &OsStr, timeout: Option<Duration>, postfix_co
     };
     let rt = match probe::runtime() {
         Ok(rt) => rt,
-        Err(e) => return Answer::Error(e),
+        Err(e) => return Answer::Error(format!("{e:#}")),
     };
-    let answer = rt.block_on(async {
-        let until = tokio::time::Instant::from_std(start + deadline);
-        let mut unreachable = Vec::new();
-        for ep in plan::endpoints(&map) {
-            let url = ep.server.url();
-            let mut session = match probe::open_session(&ep, until).await {
-                Ok(s) => s,
-                Err(f) if f.fails_over(ep.server.scheme) && !f.timed_out_overall(until) => {
-                    unreachable.push(format!("{url}: {f}"));
-                    continue;
-                }
-                Err(f) => return Answer::Error(format!("{url}: {f}")),
-            };
-            let looked_up = tokio::time::timeout_at(until, lookup::lookup(&mut session.ldap, &spec, &query)).await;
-            return match looked_up {
-                Ok(Ok(Some(v))) => Answer::Found(v),
-                Ok(Ok(None)) => Answer::NotFound,
-                Ok(Err(e)) => Answer::Error(format!("{url}: {e}")),
-                Err(_) => Answer::Error(format!("{url}: timed out after {} in the lookup", probe::secs(deadline))),
-            };
-        }
-        Answer::Error(match unreachable.len() {
-            0 => "no server configured".to_string(),
-            1 => unreachable.remove(0),
-            _ => format!("no server reachable: {}", unreachable.join("; ")),
-        })
-    });
+    let answer = rt.block_on(ask(&map, &spec, &query, &deadline));
     // A hung name lookup may still hold a blocking thread: do not wait for it.
     rt.shutdown_background();
     answer
 }
 
-trait Overall {
-    /// Whether the failure is the end of the whole deadline (nothing left to fail over to).
-    fn timed_out_overall(&self, until: tokio::time::Instant) -> bool;
-}
-
-impl Overall for Failure {
-    fn timed_out_overall(&self, until: tokio::time::Instant) -> bool {
-        self.timed_out && tokio::time::Instant::now() >= until
+/// The servers in `server_host` order, as Postfix tries them: the first one that connects answers.
+async fn ask(map: &map::Map, spec: &Spec, query: &lookup::Query, deadline: &Deadline) -> Answer {
+    let until = deadline.until_tokio();
+    let mut unreachable = Vec::new();
+    for ep in plan::endpoints(map) {
+        let url = ep.server.url();
+        let mut session = match connect::open_session(&ep, deadline).await {
+            Ok(s) => s,
+            // The verdict's failover rule (a failure that fails over, unless the whole deadline has passed).
+            Err(f) if f.fails_over(ep.server.scheme) && !(f.timed_out && deadline.passed()) => {
+                unreachable.push(format!("{url}: {f}"));
+                continue;
+            }
+            Err(f) => return Answer::Error(format!("{url}: {f}")),
+        };
+        let looked_up = tokio::time::timeout_at(until, lookup::lookup(&mut session.ldap, spec, query)).await;
+        return match looked_up {
+            Ok(Ok(Some(v))) => Answer::Found(v),
+            Ok(Ok(None)) => Answer::NotFound,
+            Ok(Err(e)) => Answer::Error(format!("{url}: {e}")),
+            Err(_) => Answer::Error(format!("{url}: timed out after {} in the lookup", secs(deadline.length()))),
+        };
     }
+    Answer::Error(crate::verdict::no_server_reason(unreachable))
 }

@@ -20,9 +20,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigError, Scheme};
 use crate::lookup::Prepared;
-use crate::plan::{Canary, CanarySource, Plan};
+use crate::map::{ConfigError, Scheme};
+use crate::plan::{Canary, CanarySource, MapPlan, MapProblem, Plan};
 use crate::probe::{ConnReport, Failure, Stage, StageTime};
 use crate::range::Range;
 
@@ -108,6 +108,24 @@ pub struct ServerVerdict {
     pub abandoned: bool,
     /// Remarks on this map's checks that change nothing (the base answered without its entry).
     pub notes: Vec<String>,
+}
+
+impl ServerVerdict {
+    /// A standby whose check was stopped unfinished after `elapsed`.
+    fn abandoned(url: String, elapsed: Duration) -> ServerVerdict {
+        ServerVerdict {
+            url,
+            role: Role::Standby,
+            address: None,
+            stages: Vec::new(),
+            search: None,
+            failure: None,
+            tls_note: None,
+            elapsed,
+            abandoned: true,
+            notes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -203,7 +221,7 @@ pub fn config_failure(error: &ConfigError) -> MapVerdict {
     MapVerdict {
         canaries: Vec::new(),
         used_by: Vec::new(),
-        name: crate::config::file_name(&error.path),
+        name: crate::map::file_name(&error.path),
         path: error.path.clone(),
         location: match error.line {
             Some(line) => format!("{}:{line}", error.path.display()),
@@ -220,42 +238,45 @@ pub fn config_failure(error: &ConfigError) -> MapVerdict {
 
 /// Decide every map of `plan` from the connection reports (one per job, same order).
 pub fn decide(plan: &Plan, reports: &[ConnReport]) -> Vec<MapVerdict> {
-    plan.maps
+    plan.maps.iter().enumerate().map(|(index, mp)| decide_one(plan, index, mp, reports)).collect()
+}
+
+fn decide_one(plan: &Plan, index: usize, mp: &MapPlan, reports: &[ConnReport]) -> MapVerdict {
+    let map = match &mp.map {
+        Ok(map) => map,
+        Err(e) => return MapVerdict { used_by: mp.used_by.clone(), ..config_failure(e) },
+    };
+    let warnings = map
+        .warnings
         .iter()
-        .enumerate()
-        .map(|(index, mp)| {
-            let warnings = mp
-                .map
-                .warnings
-                .iter()
-                .map(|w| match w.line {
-                    Some(l) => format!("{}:{}: {}", mp.map.path.display(), l, w.message),
-                    None => format!("{}: {}", mp.map.path.display(), w.message),
-                })
-                .collect();
-            let mut verdict = MapVerdict {
-                name: mp.map.name(),
-                location: mp.map.name(),
-                path: mp.map.path.clone(),
-                state: State::Ok,
-                reason: None,
-                base: mp.base.clone(),
-                elapsed: None,
-                servers: Vec::new(),
-                warnings,
-                canaries: Vec::new(),
-                used_by: mp.used_by.clone(),
-            };
-            if let Some(why) = &mp.unsupported {
-                verdict.state = State::Unknown;
-                verdict.reason = Some(why.clone());
-                return verdict;
-            }
-            if let Some(why) = &mp.not_checked {
-                verdict.state = State::Warning;
-                verdict.reason = Some(format!("not checked: {why}"));
-                return verdict;
-            }
+        .map(|w| match w.line {
+            Some(l) => format!("{}:{}: {}", map.path.display(), l, w.message),
+            None => format!("{}: {}", map.path.display(), w.message),
+        })
+        .collect();
+    let mut verdict = MapVerdict {
+        name: map.name(),
+        location: map.name(),
+        path: map.path.clone(),
+        state: State::Ok,
+        reason: None,
+        base: mp.base.clone(),
+        elapsed: None,
+        servers: Vec::new(),
+        warnings,
+        canaries: Vec::new(),
+        used_by: mp.used_by.clone(),
+    };
+    match &mp.problem {
+        Some(MapProblem::Unusable(why)) => {
+            verdict.state = State::Unknown;
+            verdict.reason = Some(why.clone());
+        }
+        Some(MapProblem::NotChecked(why)) => {
+            verdict.state = State::Warning;
+            verdict.reason = Some(format!("not checked: {why}"));
+        }
+        None => {
             decide_map(
                 &mut verdict,
                 mp.jobs.iter().map(|&j| {
@@ -265,95 +286,103 @@ pub fn decide(plan: &Plan, reports: &[ConnReport]) -> Vec<MapVerdict> {
             );
             let decider = verdict.servers.iter().position(|s| s.role == Role::Decides).map(|i| &reports[mp.jobs[i]]);
             decide_canaries(&mut verdict, index, &mp.canaries, decider);
-            verdict
-        })
-        .collect()
+        }
+    }
+    verdict
 }
 
 fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (String, Scheme, &'a ConnReport)>) {
-    let base = verdict.base.clone();
     let mut decided = false;
     let mut skipped: Vec<String> = Vec::new();
     for (url, scheme, report) in servers {
-        if report.abandoned {
-            // Stopped unfinished because an earlier server decides every map it serves (so this map too).
-            verdict.servers.push(ServerVerdict {
-                url,
-                role: Role::Standby,
-                address: None,
-                stages: Vec::new(),
-                search: None,
-                failure: None,
-                tls_note: None,
-                elapsed: report.elapsed,
-                abandoned: true,
-                notes: Vec::new(),
-            });
-            continue;
-        }
-        // The failure that matters for this map: the connection's, else this map's base search. (A search or
-        // canary lookup that failed or ran out of time is judged per base and per canary.)
-        let connection = report.failure.as_ref().filter(|f| !matches!(f.stage, Stage::Search | Stage::Lookup));
-        let (failure, search) = match (connection, &base) {
-            (Some(f), _) => (Some(f.clone()), None),
-            (None, Some(b)) => match report.base_result(b) {
-                Ok(d) => (None, Some(d)),
-                Err(f) => (Some(f), None),
-            },
-            (None, None) => (None, None),
-        };
-        // This map's share of the connection: its stages and its own search; a failure took the whole time.
-        let elapsed = match (&failure, search) {
-            (None, Some(d)) => report.stages.iter().map(|s| s.elapsed).sum::<Duration>() + d,
-            _ => report.elapsed,
-        };
-        let role = if decided {
-            Role::Standby
-        } else if failure.as_ref().is_some_and(|f| f.fails_over(scheme)) {
-            Role::FailedOver
-        } else {
-            Role::Decides
-        };
-        match role {
-            Role::FailedOver => {
-                skipped.push(format!("{url}: {}", failure.as_ref().map(|f| f.to_string()).unwrap_or_default()))
-            }
+        let server = server_verdict(url, scheme, report, verdict.base.as_deref(), decided);
+        match server.role {
+            Role::FailedOver => skipped.push(format!(
+                "{}: {}",
+                server.url,
+                server.failure.as_ref().map(|f| f.to_string()).unwrap_or_default()
+            )),
             Role::Decides => {
                 decided = true;
-                verdict.elapsed = Some(elapsed);
-                if let Some(f) = &failure {
+                verdict.elapsed = Some(server.elapsed);
+                if let Some(f) = &server.failure {
                     verdict.state = State::Critical;
-                    verdict.reason = Some(format!("{url}: {f}"));
+                    verdict.reason = Some(format!("{}: {f}", server.url));
                 } else if !skipped.is_empty() {
                     verdict.state = State::Warning;
-                    verdict.reason = Some(format!("{} (Postfix fails over to {url})", skipped.join("; ")));
+                    verdict.reason = Some(format!("{} (Postfix fails over to {})", skipped.join("; "), server.url));
                 }
             }
             Role::Standby => {}
         }
-        verdict.servers.push(ServerVerdict {
-            url,
-            role,
-            address: report.address.clone(),
-            stages: report.stages.clone(),
-            search,
-            failure,
-            tls_note: report.tls_note.clone(),
-            elapsed,
-            abandoned: false,
-            notes: match &base {
-                Some(b) => report.notes.iter().filter(|n| n.starts_with(&format!("base {b} "))).cloned().collect(),
-                None => Vec::new(),
-            },
-        });
+        verdict.servers.push(server);
     }
     if !decided {
         verdict.state = State::Critical;
-        verdict.reason = Some(match skipped.len() {
-            0 => "no server configured".to_string(),
-            1 => skipped.remove(0),
-            _ => format!("no server reachable: {}", skipped.join("; ")),
-        });
+        verdict.reason = Some(no_server_reason(skipped));
+    }
+}
+
+/// Why a map has no server Postfix can use, from each server's reason (`URL: failure`), in order.
+pub fn no_server_reason(mut unreachable: Vec<String>) -> String {
+    match unreachable.len() {
+        0 => "no server configured".to_string(),
+        1 => unreachable.remove(0),
+        _ => format!("no server reachable: {}", unreachable.join("; ")),
+    }
+}
+
+/// What one server did for a map whose base is `base`, and its role: once a server `decided` the map, the
+/// later ones are standbys.
+fn server_verdict(
+    url: String,
+    scheme: Scheme,
+    report: &ConnReport,
+    base: Option<&str>,
+    decided: bool,
+) -> ServerVerdict {
+    if report.abandoned {
+        // Stopped unfinished because an earlier server decides every map it serves (so this map too).
+        return ServerVerdict::abandoned(url, report.elapsed);
+    }
+    // The failure that matters for this map: the connection's, else this map's base search. (A search or
+    // canary lookup that failed or ran out of time is judged per base and per canary.)
+    let connection = report.failure.as_ref().filter(|f| !matches!(f.stage, Stage::Search | Stage::Lookup));
+    let (failure, search) = match (connection, base) {
+        (Some(f), _) => (Some(f.clone()), None),
+        (None, Some(b)) => match report.base_result(b) {
+            Ok(d) => (None, Some(d)),
+            Err(f) => (Some(f), None),
+        },
+        (None, None) => (None, None),
+    };
+    // This map's share of the connection: its stages and its own search; a failure took the whole time.
+    let elapsed = match (&failure, search) {
+        (None, Some(d)) => report.stages.iter().map(|s| s.elapsed).sum::<Duration>() + d,
+        _ => report.elapsed,
+    };
+    let role = if decided {
+        Role::Standby
+    } else if failure.as_ref().is_some_and(|f| f.fails_over(scheme)) {
+        Role::FailedOver
+    } else {
+        Role::Decides
+    };
+    let notes = match base {
+        Some(b) => report.notes.iter().filter(|n| n.starts_with(&format!("base {b} "))).cloned().collect(),
+        None => Vec::new(),
+    };
+    ServerVerdict {
+        url,
+        role,
+        address: report.address.clone(),
+        stages: report.stages.clone(),
+        search,
+        failure,
+        tls_note: report.tls_note.clone(),
+        elapsed,
+        abandoned: false,
+        notes,
     }
 }
 

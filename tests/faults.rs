@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ldap_health_check::config::percent_encode_path;
+use ldap_health_check::map::ldap_url::percent_encode_path;
 use serde_json::Value;
 
 /// Over the deadline, for a loaded machine.

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ldap3::asn1::{ASNTag, StructureTag, PL};
-use ldap_health_check::config::{self, Map};
-use ldap_health_check::lookup::{expand, rfc2253_quote, rfc2254_quote, Quote, Usage};
+use ldap_health_check::map::template::{expand, rfc2253_quote, rfc2254_quote, Quote, Usage};
+use ldap_health_check::map::{self as config, Map};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -180,7 +180,7 @@ fn value_text() -> impl Strategy<Value = String> {
 fn name() -> impl Strategy<Value = String> {
     // Every name Postfix reads, then near misses Postfix ignores (names are case-sensitive).
     const NEAR_MISSES: &[&str] = &["Server_Host", "serverhost", "x"];
-    let names: Vec<&'static str> = ldap_health_check::config::KNOWN_NAMES.iter().chain(NEAR_MISSES).copied().collect();
+    let names: Vec<&'static str> = ldap_health_check::map::KNOWN_NAMES.iter().chain(NEAR_MISSES).copied().collect();
     prop_oneof![
         8 => proptest::sample::select(names).prop_map(str::to_string),
         1 => proptest::string::string_regex("[a-z_]{1,12}").unwrap(),

@@ -1,4 +1,4 @@
-//! Rendering a report: the Nagios plugin output (first line with perfdata, long output with -v) and the
+//! The Nagios plugin output (first line with perfdata, long output with -v) and the
 //! old daemon's `DEBUG:` lines. Rendering never decides a state.
 
 use std::fmt::Write as _;
@@ -8,7 +8,7 @@ use crate::probe::Stage;
 use crate::verdict::{CanaryOutcome, CanaryVerdict, MapVerdict, Report, Role, ServerVerdict, State, Thresholds};
 
 /// The plugin output: `LDAP STATE - summary|perfdata`, then with `verbose >= 1` one line per map and server.
-pub fn nagios(report: &Report, thresholds: &Thresholds, verbose: u8) -> String {
+pub fn render(report: &Report, thresholds: &Thresholds, verbose: u8) -> String {
     let mut out = format!("LDAP {} - {}|{}\n", report.state, one_line(&report.summary()), perfdata(report, thresholds));
     if verbose >= 1 {
         for map in &report.maps {
@@ -190,7 +190,7 @@ mod tests {
         let t = Thresholds { warning: Some("1".parse().unwrap()), critical: Some("~:2".parse().unwrap()) };
         assert_eq!(perfdata(&report, &t), "time=0.004123s;1;~:2;0 users.cf=0.001500s;;;0");
         assert_eq!(
-            nagios(&report, &Thresholds::default(), 0),
+            render(&report, &Thresholds::default(), 0),
             "LDAP OK - 1 map, 1 server in 0.004 s|time=0.004123s;;;0 users.cf=0.001500s;;;0\n"
         );
         assert_eq!(debug_lines(&report), "DEBUG: LDAP search success: dn=dc=x\n");

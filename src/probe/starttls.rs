@@ -6,7 +6,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::probe::{io_reason, result_reason};
+use crate::reason::{io_reason, result_reason};
 
 /// The StartTLS extended request (RFC 4511 4.14), message ID 1: `1.3.6.1.4.1.1466.20037`.
 const STARTTLS_REQUEST: &[u8] = b"\x30\x1d\x02\x01\x01\x77\x18\x80\x161.3.6.1.4.1.1466.20037";

@@ -27,6 +27,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
+
 use crate::verdict::{MapVerdict, Report, State};
 
 const LAST_SUCCESS: &str = "ldap_health_check_last_success_timestamp_seconds";
@@ -46,45 +48,7 @@ pub fn render_parts(
 ) -> String {
     let now = finished.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     let mut out = String::new();
-    let map_label = |m: &MapVerdict| format!("map=\"{}\"", label_value(&m.path.to_string_lossy()));
-
-    family(
-        &mut out,
-        "ldap_health_check_up",
-        "Whether Postfix can use the map: 1 when OK or WARNING, 0 when CRITICAL or UNKNOWN.",
-    );
-    for m in maps {
-        let up = u8::from(matches!(m.state, State::Ok | State::Warning));
-        let _ = writeln!(out, "ldap_health_check_up{{{}}} {up}", map_label(m));
-    }
-    family(&mut out, "ldap_health_check_map_status", "The map's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.");
-    for m in maps {
-        let _ = writeln!(out, "ldap_health_check_map_status{{{}}} {}", map_label(m), m.state.code());
-    }
-    family(
-        &mut out,
-        "ldap_health_check_server_up",
-        "Whether the server completed every stage for the map (connect, STARTTLS/TLS, bind, search): 1 or 0.",
-    );
-    let mut response = String::new();
-    for m in maps {
-        let mut seen = HashSet::new();
-        // A server not waited for (Postfix uses an earlier one) was not measured: no sample.
-        for s in m.servers.iter().filter(|s| !s.abandoned && seen.insert(s.url.as_str())) {
-            let labels = format!("{},server=\"{}\"", map_label(m), label_value(&s.url));
-            let _ = writeln!(out, "ldap_health_check_server_up{{{labels}}} {}", u8::from(s.failure.is_none()));
-            if s.failure.is_none() {
-                let _ =
-                    writeln!(response, "ldap_health_check_response_seconds{{{labels}}} {:.6}", s.elapsed.as_secs_f64());
-            }
-        }
-    }
-    family(
-        &mut out,
-        "ldap_health_check_response_seconds",
-        "Time the server took for the map, from connect to the end of the map's search (servers that completed).",
-    );
-    out.push_str(&response);
+    map_families(&mut out, maps);
     family(&mut out, "ldap_health_check_duration_seconds", "Wall time of the whole check.");
     let _ = writeln!(out, "ldap_health_check_duration_seconds {:.6}", elapsed.as_secs_f64());
     family(
@@ -105,6 +69,51 @@ pub fn render_parts(
         let _ = writeln!(out, "{LAST_SUCCESS} {t:.3}");
     }
     out
+}
+
+fn map_label(m: &MapVerdict) -> String {
+    format!("map=\"{}\"", label_value(&m.path.to_string_lossy()))
+}
+
+/// The families with a sample per map, and per map and server.
+fn map_families(out: &mut String, maps: &[MapVerdict]) {
+    family(
+        out,
+        "ldap_health_check_up",
+        "Whether Postfix can use the map: 1 when OK or WARNING, 0 when CRITICAL or UNKNOWN.",
+    );
+    for m in maps {
+        let up = u8::from(matches!(m.state, State::Ok | State::Warning));
+        let _ = writeln!(out, "ldap_health_check_up{{{}}} {up}", map_label(m));
+    }
+    family(out, "ldap_health_check_map_status", "The map's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.");
+    for m in maps {
+        let _ = writeln!(out, "ldap_health_check_map_status{{{}}} {}", map_label(m), m.state.code());
+    }
+    family(
+        out,
+        "ldap_health_check_server_up",
+        "Whether the server completed every stage for the map (connect, STARTTLS/TLS, bind, search): 1 or 0.",
+    );
+    let mut response = String::new();
+    for m in maps {
+        let mut seen = HashSet::new();
+        // A server not waited for (Postfix uses an earlier one) was not measured: no sample.
+        for s in m.servers.iter().filter(|s| !s.abandoned && seen.insert(s.url.as_str())) {
+            let labels = format!("{},server=\"{}\"", map_label(m), label_value(&s.url));
+            let _ = writeln!(out, "ldap_health_check_server_up{{{labels}}} {}", u8::from(s.failure.is_none()));
+            if s.failure.is_none() {
+                let _ =
+                    writeln!(response, "ldap_health_check_response_seconds{{{labels}}} {:.6}", s.elapsed.as_secs_f64());
+            }
+        }
+    }
+    family(
+        out,
+        "ldap_health_check_response_seconds",
+        "Time the server took for the map, from connect to the end of the map's search (servers that completed).",
+    );
+    out.push_str(&response);
 }
 
 fn family(out: &mut String, name: &str, help: &str) {
@@ -134,14 +143,15 @@ pub fn previous_success(text: &str) -> Option<f64> {
 }
 
 /// Write the textfile for `report` to `path`, carrying the last-success time over from the file it replaces.
-pub fn write(path: &Path, report: &Report, finished: SystemTime) -> io::Result<()> {
-    write_atomically(path, &render(report, finished, previous_file_success(path)))
+pub fn write(path: &Path, report: &Report, finished: SystemTime) -> anyhow::Result<()> {
+    write_atomically(path, &render(report, finished, previous_file_success(path))).context("cannot write")
 }
 
 /// Write the textfile for a check that could not start (exit status 3, no maps): `ldap_health_check_up` has
 /// no map to describe, so `ldap_health_check_exit_status 3` is what an alert sees (alert on `>= 2`).
-pub fn write_unknown(path: &Path, finished: SystemTime) -> io::Result<()> {
-    write_atomically(path, &render_parts(State::Unknown, Duration::ZERO, &[], finished, previous_file_success(path)))
+pub fn write_unknown(path: &Path, finished: SystemTime) -> anyhow::Result<()> {
+    let text = render_parts(State::Unknown, Duration::ZERO, &[], finished, previous_file_success(path));
+    write_atomically(path, &text).context("cannot write")
 }
 
 /// The last-success time in the file at `path`, read only when it is a regular file (a FIFO planted there would

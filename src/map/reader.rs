@@ -1,0 +1,309 @@
+//! The map file as Postfix reads it before `dict_ldap_open()` looks at any parameter: `readllines()` (logical
+//! lines), `split_nameval()`, `dict_load_fp()` (the last duplicate wins) and the `cfg_get_*()` accessors of
+//! `cfg_parser.c`, with Postfix's integer and boolean rules.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::{ConfigError, Warning, KNOWN_NAMES};
+
+/// The one parameter whose value must never appear in a message.
+pub(super) const SECRET_NAME: &str = "bind_pw";
+
+/// Postfix's `ISSPACE()`: C `isspace()` in the C locale. Unlike [`u8::is_ascii_whitespace`] it includes `\v`.
+pub(super) fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// `CHARS_COMMA_SP`, the separators of `server_host` and of the list parameters.
+pub(super) fn is_list_separator(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n' | ',')
+}
+
+/// `argv_split(value, CHARS_COMMA_SP)`: the non-empty tokens.
+pub(super) fn split_list(value: &str) -> Vec<String> {
+    value.split(is_list_separator).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+}
+
+/// A value as quoted in a message: control characters escaped, at most 200 characters.
+pub(super) fn shown(value: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    let mut out = String::new();
+    for (i, c) in value.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One logical line: a line that starts with non-whitespace plus its continuation lines.
+pub(super) struct LogicalLine {
+    /// The 1-based physical line where it starts.
+    pub(super) line: usize,
+    pub(super) text: Vec<u8>,
+}
+
+/// Postfix's `readllines()`: blank and whitespace-only lines and lines whose first non-whitespace character is
+/// `#` are skipped (also inside a continued value); a line that starts with whitespace continues the logical
+/// line (its newline dropped, its leading whitespace kept). Text that continues nothing is dropped with a warning.
+pub(super) fn logical_lines(text: &[u8], warnings: &mut Vec<Warning>) -> Vec<LogicalLine> {
+    let mut lines = Vec::new();
+    let mut current: Option<LogicalLine> = None;
+    for (index, physical) in text.split(|&b| b == b'\n').enumerate() {
+        match physical.iter().position(|&b| !is_space(b)) {
+            None => {}
+            Some(first) if physical[first] == b'#' => {}
+            Some(0) => {
+                if let Some(done) = current.take() {
+                    finish_logical_line(done, &mut lines, warnings);
+                }
+                current = Some(LogicalLine { line: index + 1, text: physical.to_vec() });
+            }
+            Some(_) => match current.as_mut() {
+                Some(logical) => logical.text.extend_from_slice(physical),
+                None => current = Some(LogicalLine { line: index + 1, text: physical.to_vec() }),
+            },
+        }
+    }
+    if let Some(done) = current {
+        finish_logical_line(done, &mut lines, warnings);
+    }
+    lines
+}
+
+fn finish_logical_line(mut logical: LogicalLine, lines: &mut Vec<LogicalLine>, warnings: &mut Vec<Warning>) {
+    // Postfix handles the line as a C string: whatever follows a NUL byte is lost. (3.7 does so silently;
+    // later versions warn.)
+    if let Some(nul) = logical.text.iter().position(|&b| b == 0) {
+        warnings.push(Warning { line: Some(logical.line), message: "text after null byte may be ignored".to_string() });
+        logical.text.truncate(nul);
+    }
+    // Postfix quotes the first 30 characters; we do not, as they may hold bind_pw.
+    if logical.text.first().is_some_and(|&b| is_space(b)) {
+        warnings.push(Warning {
+            line: Some(logical.line),
+            message: "logical line must not start with whitespace: ignored".to_string(),
+        });
+        return;
+    }
+    lines.push(logical);
+}
+
+/// Why a logical line is not `name = value`.
+enum SplitError<'t> {
+    MissingName,
+    MissingEquals(&'t [u8]),
+}
+
+impl SplitError<'_> {
+    /// Postfix quotes the whole line; we quote the name only, and only a known one: an unknown "name" may be a
+    /// password written on a line of its own.
+    fn message(&self) -> String {
+        match self {
+            SplitError::MissingName => "missing attribute name".to_string(),
+            SplitError::MissingEquals(name) => match std::str::from_utf8(name) {
+                Ok(name) if KNOWN_NAMES.contains(&name) => {
+                    format!("missing '=' after attribute name: \"{name}\"")
+                }
+                _ => "missing '=' after attribute name (the text is not shown: it may be a secret)".to_string(),
+            },
+        }
+    }
+}
+
+/// Postfix's `split_nameval()`: the name runs up to whitespace or `=`, then optional whitespace, `=`, and the
+/// value trimmed at both ends.
+fn split_name_value(text: &[u8]) -> Result<(&[u8], &[u8]), SplitError<'_>> {
+    let start = text.iter().position(|&b| !is_space(b)).unwrap_or(text.len());
+    let rest = &text[start..];
+    if rest.first().is_none_or(|&b| b == b'=') {
+        return Err(SplitError::MissingName);
+    }
+    let name_len = rest.iter().position(|&b| is_space(b) || b == b'=').unwrap_or(rest.len());
+    let (name, rest) = rest.split_at(name_len);
+    let after_name = rest.iter().position(|&b| !is_space(b)).unwrap_or(rest.len());
+    let Some(value) = rest[after_name..].strip_prefix(b"=") else {
+        return Err(SplitError::MissingEquals(name));
+    };
+    let value_start = value.iter().position(|&b| !is_space(b)).unwrap_or(value.len());
+    let value_end = value.iter().rposition(|&b| !is_space(b)).map_or(value_start, |i| i + 1);
+    Ok((name, &value[value_start..value_end]))
+}
+
+/// `strtol(s, &end, 10)` that must consume the whole string: optional leading whitespace and sign, then
+/// decimal digits. Overflow saturates (every caller rejects out-of-range values).
+pub(super) fn parse_c_long(s: &[u8]) -> Option<i64> {
+    let start = s.iter().position(|&b| !is_space(b)).unwrap_or(s.len());
+    let (negative, digits) = match s[start..].split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, &s[start..]),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude = digits.iter().fold(0i64, |n, &d| n.saturating_mul(10).saturating_add(i64::from(d - b'0')));
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// One `name = value` entry of the file.
+struct Entry {
+    value: Vec<u8>,
+    /// The line of the definition that won.
+    line: usize,
+    /// The "not valid UTF-8" warning was given.
+    warned: bool,
+}
+
+/// The loaded file (Postfix's `cfg_parser` over the dictionary built by `dict_load_fp()`), with the `cfg_get_*`
+/// accessors and the warnings gathered so far.
+pub(super) struct Params<'a> {
+    pub(super) path: &'a Path,
+    entries: HashMap<Vec<u8>, Entry>,
+    pub(super) warnings: Vec<Warning>,
+}
+
+impl<'a> Params<'a> {
+    /// `dict_load_fp()`: every logical line must be `name = value`; the last duplicate wins.
+    pub(super) fn load(path: &'a Path, text: &[u8]) -> Result<Self, ConfigError> {
+        let mut warnings = Vec::new();
+        let mut entries: HashMap<Vec<u8>, Entry> = HashMap::new();
+        for logical in logical_lines(text, &mut warnings) {
+            let (name, value) = split_name_value(&logical.text).map_err(|e| ConfigError {
+                path: path.to_path_buf(),
+                line: Some(logical.line),
+                message: e.message(),
+            })?;
+            if let Some(old) = entries.get_mut(name) {
+                if old.value != value {
+                    let old_value = if name == SECRET_NAME.as_bytes() {
+                        "<redacted>".to_string()
+                    } else {
+                        shown(&String::from_utf8_lossy(&old.value))
+                    };
+                    warnings.push(Warning {
+                        line: Some(logical.line),
+                        message: format!(
+                            "overriding earlier entry: {}={old_value}",
+                            shown(&String::from_utf8_lossy(name))
+                        ),
+                    });
+                }
+                old.value = value.to_vec();
+                old.line = logical.line;
+            } else {
+                let entry = Entry { value: value.to_vec(), line: logical.line, warned: false };
+                entries.insert(name.to_vec(), entry);
+            }
+        }
+        Ok(Params { path, entries, warnings })
+    }
+
+    pub(super) fn line(&self, name: &str) -> Option<usize> {
+        self.entries.get(name.as_bytes()).map(|e| e.line)
+    }
+
+    pub(super) fn error_at(&self, name: &str, message: String) -> ConfigError {
+        ConfigError { path: self.path.to_path_buf(), line: self.line(name), message }
+    }
+
+    pub(super) fn warn_at(&mut self, name: &str, message: String) {
+        let line = self.line(name);
+        self.warnings.push(Warning { line, message });
+    }
+
+    /// The value as text, and the line that set it.
+    pub(super) fn value(&mut self, name: &str) -> Option<(String, usize)> {
+        let entry = self.entries.get_mut(name.as_bytes())?;
+        if !entry.warned && std::str::from_utf8(&entry.value).is_err() {
+            entry.warned = true;
+            self.warnings.push(Warning {
+                line: Some(entry.line),
+                message: format!("value of {name} is not valid UTF-8: invalid bytes replaced with U+FFFD"),
+            });
+        }
+        Some((String::from_utf8_lossy(&entry.value).into_owned(), entry.line))
+    }
+
+    /// `cfg_get_str(name, default, 0, 0)`.
+    pub(super) fn string(&mut self, name: &str, default: &str) -> String {
+        self.value(name).map_or_else(|| default.to_string(), |(value, _)| value)
+    }
+
+    /// `cfg_get_str(name, default, 1, 0)`: an empty value is fatal.
+    pub(super) fn nonempty_string(&mut self, name: &str, default: &str) -> Result<String, ConfigError> {
+        let value = self.string(name, default);
+        if value.is_empty() {
+            return Err(self.error_at(name, format!("bad string length 0 < 1: {name} =")));
+        }
+        Ok(value)
+    }
+
+    /// A file name, bytes kept as they are; empty means unset.
+    pub(super) fn path(&mut self, name: &str) -> Option<PathBuf> {
+        let entry = self.entries.get(name.as_bytes())?;
+        (!entry.value.is_empty()).then(|| path_from_bytes(&entry.value))
+    }
+
+    /// `cfg_get_int(name, default, min, max)`: a C `int` in base 10; a min or max of 0 means no limit.
+    pub(super) fn int(&mut self, name: &str, default: i32, min: i32, max: i32) -> Result<i32, ConfigError> {
+        let value = match self.value(name) {
+            None => default,
+            Some((text, line)) => match parse_c_long(text.as_bytes()).and_then(|n| i32::try_from(n).ok()) {
+                Some(n) => n,
+                None => {
+                    return Err(ConfigError {
+                        path: self.path.to_path_buf(),
+                        line: Some(line),
+                        message: format!("bad numerical configuration: {name} = {}", shown(&text)),
+                    });
+                }
+            },
+        };
+        if min != 0 && value < min {
+            return Err(self.error_at(name, format!("invalid {name} parameter value {value} < {min}")));
+        }
+        if max != 0 && value > max {
+            return Err(self.error_at(name, format!("invalid {name} parameter value {value} > {max}")));
+        }
+        Ok(value)
+    }
+
+    /// `cfg_get_bool(name, default)`: `yes` or `no`, case-insensitive.
+    pub(super) fn boolean(&mut self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.value(name) {
+            None => Ok(default),
+            Some((text, _)) if text.eq_ignore_ascii_case("yes") => Ok(true),
+            Some((text, _)) if text.eq_ignore_ascii_case("no") => Ok(false),
+            Some((text, _)) => {
+                Err(self.error_at(name, format!("bad boolean configuration: {name} = {}", shown(&text))))
+            }
+        }
+    }
+
+    /// A value Postfix accepts negative, for a field that cannot be: warn and use `fallback`.
+    pub(super) fn unsigned(&mut self, name: &str, value: i32, fallback: u32, meaning: &str) -> u32 {
+        u32::try_from(value).unwrap_or_else(|_| {
+            self.warn_at(name, format!("{name} = {value} is negative: this check uses {fallback}{meaning}"));
+            fallback
+        })
+    }
+}
+
+#[cfg(unix)]
+pub(super) fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
+}
+
+#[cfg(not(unix))]
+pub(super) fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
+}

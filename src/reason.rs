@@ -1,0 +1,136 @@
+//! Errors in an admin's words: LDAP result codes, I/O errors, ldap3's and rustls's errors, durations.
+//! Used by the probe and the lookup alike; it imports nothing of the crate.
+
+use std::time::Duration;
+
+use ldap3::LdapError;
+
+/// Format a duration as a short number of seconds: `2 s`, `0.5 s`.
+pub fn secs(d: Duration) -> String {
+    let text = format!("{:.3}", d.as_secs_f64());
+    format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// An LDAP result code as an admin reads it: `invalid credentials (49)`, plus the server's text if any.
+pub fn result_reason(rc: u32, text: &str) -> String {
+    let name = match rc {
+        1 => "operations error",
+        2 => "protocol error",
+        3 => "time limit exceeded",
+        4 => "size limit exceeded",
+        7 => "authentication method not supported",
+        8 => "stronger authentication required",
+        11 => "administrative limit exceeded",
+        13 => "confidentiality required",
+        32 => "no such object",
+        34 => "invalid DN syntax",
+        48 => "inappropriate authentication",
+        49 => "invalid credentials",
+        50 => "insufficient access rights",
+        51 => "server busy",
+        52 => "server unavailable",
+        53 => "server unwilling to perform",
+        80 => "other error",
+        _ => "LDAP error",
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        format!("{name} ({rc})")
+    } else {
+        format!("{name} ({rc}): {text}")
+    }
+}
+
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "connection refused".to_string(),
+        ConnectionReset => "connection reset by the server".to_string(),
+        NotFound => "no such socket".to_string(),
+        PermissionDenied => "permission denied".to_string(),
+        TimedOut => "timed out".to_string(),
+        UnexpectedEof => "the server closed the connection".to_string(),
+        _ => {
+            // Strip Rust's " (os error N)" suffix: the admin wants the words.
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_lowercase(),
+                None => s,
+            }
+        }
+    }
+}
+
+pub fn resolve_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    s.strip_prefix("failed to lookup address information: ").unwrap_or(&s).to_lowercase()
+}
+
+/// Whether an ldap3 error means the connection is unusable (as opposed to an LDAP result or a bad filter).
+pub fn connection_lost(e: &LdapError) -> bool {
+    matches!(
+        e,
+        LdapError::Io { .. }
+            | LdapError::EndOfStream
+            | LdapError::OpSend { .. }
+            | LdapError::ResultRecv { .. }
+            | LdapError::IdScrubSend { .. }
+            | LdapError::MiscSend { .. }
+    )
+}
+
+/// ldap3's errors, without its `I/O error:` wrapping.
+pub fn ldap_reason(e: &LdapError) -> String {
+    match e {
+        LdapError::Io { source } => {
+            if let Some(inner) = source.get_ref() {
+                // rustls errors arrive boxed in an io::Error.
+                let s = inner.to_string();
+                if let Some(rest) = s.strip_prefix("invalid peer certificate: ") {
+                    return format!("server certificate rejected: {}", cert_reason(rest));
+                }
+                return s;
+            }
+            io_reason(source)
+        }
+        LdapError::LdapResult { result } => result_reason(result.rc, &result.text),
+        // The connection's driver task ended (the server closed the connection) before or while the
+        // operation was sent: ldap3 says `result recv error: channel closed`, which means nothing to an admin.
+        LdapError::EndOfStream | LdapError::OpSend { .. } | LdapError::ResultRecv { .. } => {
+            "the server closed the connection".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn cert_reason(rustls_text: &str) -> String {
+    match rustls_text {
+        "UnknownIssuer" => "unknown certificate authority (check tls_ca_cert_file)".to_string(),
+        "Expired" => "certificate expired".to_string(),
+        "NotValidYet" => "certificate not valid yet".to_string(),
+        "BadSignature" => "bad signature".to_string(),
+        "Revoked" => "certificate revoked".to_string(),
+        s if s.starts_with("NotValidForName") => "certificate not valid for this server name".to_string(),
+        s => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_codes_read_as_words() {
+        assert_eq!(result_reason(49, ""), "invalid credentials (49)");
+        assert_eq!(result_reason(32, " x "), "no such object (32): x");
+        assert_eq!(result_reason(4242, ""), "LDAP error (4242)");
+    }
+
+    #[test]
+    fn seconds_are_short() {
+        assert_eq!(secs(Duration::from_secs(2)), "2 s");
+        assert_eq!(secs(Duration::from_millis(500)), "0.5 s");
+        assert_eq!(secs(Duration::from_millis(1250)), "1.25 s");
+        assert_eq!(secs(Duration::from_micros(2_000_400)), "2 s");
+    }
+}
