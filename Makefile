@@ -1,9 +1,10 @@
 # ldap-health-check — build, test, demo, install.
 #
 #   make demo      build, start a throwaway slapd, show OK / CRITICAL (hung) / CRITICAL (down), clean up
-#   make test      install missing test dependencies (Debian, as root), then run every test
+#   make check     run every test; no side effects (the test dependencies must be installed)
+#   make test      install missing test dependencies (Debian, as root), then make check
 #   make install   PREFIX=/usr/local DESTDIR= BINDIR= SYSTEMDUNITDIR= ... (see README)
-#   make lint      cargo fmt --check and clippy -D warnings
+#   make lint      cargo fmt --check, clippy -D warnings, rustdoc -D warnings, scripts/structure.py
 #   make bench     measure against ldapsearch/check_ldap/postmap on a throwaway slapd; writes docs/benchmarks.md
 #   make fuzz      the property tests (tests/props.rs) with many more cases (PROPTEST_CASES, default 100000)
 #   make man       regenerate the man page and shell completions after a change of options (commit them)
@@ -26,7 +27,7 @@ TEST_DEPS := slapd ldap-utils openssl postfix postfix-ldap util-linux iproute2 p
 BENCH_DEPS := $(TEST_DEPS) monitoring-plugins-standard hyperfine time libnet-ldap-perl
 DEMO_DEPS := slapd ldap-utils openssl
 
-.PHONY: all build release test test-deps lint demo bench fuzz install uninstall clean
+.PHONY: all build release check test test-deps lint demo bench fuzz install uninstall clean
 
 all: release
 
@@ -35,18 +36,23 @@ build:
 
 release: $(BIN)
 
-$(BIN): Cargo.toml Cargo.lock $(wildcard src/*.rs)
+$(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 	$(CARGO) build --release --locked
 
 test-deps:
 	scripts/install-deps.sh $(TEST_DEPS)
 
-test: test-deps
+check:
 	$(CARGO) test --locked --all-targets -- --test-threads=4
+
+test: test-deps
+	$(MAKE) check
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --locked --no-deps --quiet
+	python3 scripts/structure.py
 
 demo: release
 	scripts/install-deps.sh $(DEMO_DEPS)
