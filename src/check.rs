@@ -30,13 +30,14 @@ pub fn run(cli: &Cli) -> ExitCode {
     // The first check's clock starts here: discovery (postconf, which can hang on a slow disk) is part of it and
     // runs under its deadline, `-t` or, as the maps' own `timeout` is not known yet, Postfix's default.
     let start = Instant::now();
-    let targets = match targets(cli, &Deadline::for_maps(start, cli.timeout, [])) {
+    let first_deadline = Deadline::for_maps(start, cli.timeout, []);
+    let targets = match targets(cli, &first_deadline) {
         Ok(targets) => targets,
-        Err(e) => return unknown(cli, &mut log, &e),
+        Err(e) => return unknown(cli, &mut log, &e, first_deadline.until()),
     };
     let rt = match probe::runtime() {
         Ok(rt) => rt,
-        Err(e) => return unknown(cli, &mut log, &format!("{e:#}")),
+        Err(e) => return unknown(cli, &mut log, &format!("{e:#}"), first_deadline.until()),
     };
     let thresholds = Thresholds { warning: cli.warning.clone(), critical: cli.critical.clone() };
     let mut first = Some(start);
@@ -46,6 +47,9 @@ pub fn run(cli: &Cli) -> ExitCode {
         let finished = SystemTime::now();
         let last = cli.once || matches!(report.state, State::Critical | State::Unknown);
         print_report(cli, &report, &deadline, &thresholds, finished, last);
+        if last {
+            exit_after(report.state.code(), deadline.until());
+        }
         // The verdict is on stdout before anything that can block (syslog, the journal, the textfile's disk).
         log_report(&mut log, &report);
         if let Some(path) = &cli.prometheus_textfile {
@@ -123,12 +127,13 @@ pub fn check(
     timeout: Option<std::time::Duration>,
     thresholds: &Thresholds,
 ) -> (Report, Deadline) {
-    let mut plan = Plan::read(&targets.maps);
+    // The maps' own `timeout`s are not known before they are read: they are read by `-t` or the default.
+    let mut plan = Plan::read(&targets.maps, Deadline::for_maps(start, timeout, []).until());
     let deadline = Deadline::for_maps(start, timeout, plan.timeouts());
     // `domain = type:table` entries are asked through postmap, within the deadline.
     let config_dir = targets.postfix_config.as_path();
     let mut table = |t: &str, k: &str| crate::postfix::postmap_table_lookup(Some(config_dir), t, k, &deadline);
-    plan.prepare(&targets.canaries, &mut table);
+    plan.prepare(&targets.canaries, deadline.until(), &mut table);
     let reports = probe::run(rt, &plan.jobs, &plan.job_orders(), &deadline);
     let verdicts = verdict::decide(&plan, &reports);
     (verdict::report(verdicts, plan.jobs.len(), deadline.elapsed(), thresholds), deadline)
@@ -148,19 +153,34 @@ pub fn log_report(log: &mut Logger, report: &Report) {
 }
 
 /// Report UNKNOWN for a problem that prevents any check (in the `--format` asked for, and in the textfile),
-/// and return exit status 3.
-pub fn unknown(cli: &Cli, log: &mut Logger, message: &str) -> ExitCode {
+/// and return exit status 3. `until` is the deadline of the check that could not run.
+pub fn unknown(cli: &Cli, log: &mut Logger, message: &str, until: Instant) -> ExitCode {
     let finished = SystemTime::now();
     // Stdout first, then what can block (syslog, the journal, the textfile's disk).
     match cli.format {
         Format::Nagios => report::print(&format!("LDAP UNKNOWN - {message}\n")),
         Format::Json => report::print(&json::render_unknown(message, finished)),
     }
+    exit_after(State::Unknown.code(), until);
     log.verdict(Level::Err, &format!("LDAP UNKNOWN - {message}"));
     if let Some(path) = &cli.prometheus_textfile {
         write_textfile(log, path, prometheus::write_unknown(path, finished));
     }
     ExitCode::from(State::Unknown.code())
+}
+
+/// How long what follows the verdict (logs, the textfile) may run past the deadline.
+const GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Once the verdict is on stdout, the process ends with its status by `until` + [`GRACE`] (or [`GRACE`] after
+/// now, if later) whatever follows: a journal, syslog daemon or disk that stops answering may cost the log lines
+/// or the textfile, never the exit the monitoring system or systemd waits for.
+pub fn exit_after(code: u8, until: Instant) {
+    let at = until.max(Instant::now()) + GRACE;
+    let _ = std::thread::Builder::new().name("exit".to_string()).spawn(move || {
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        std::process::exit(i32::from(code));
+    });
 }
 
 /// A textfile that cannot be written is a warning on stderr: the verdict is about the directory, not about

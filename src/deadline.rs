@@ -25,6 +25,11 @@ impl Deadline {
         Deadline { start, until: start + length }
     }
 
+    /// When the deadline passes.
+    pub fn until(&self) -> Instant {
+        self.until
+    }
+
     /// The whole length of the deadline.
     pub fn length(&self) -> Duration {
         self.until - self.start

@@ -47,7 +47,7 @@ pub fn discover(dir: &Path, deadline: &Deadline) -> anyhow::Result<Vec<Source>> 
     let queue_dir = main.iter().find(|(n, _)| n == "queue_directory").map(|(_, v)| PathBuf::from(v));
     let mut maps = maps_in(main.iter().chain(&master), &set, queue_dir.as_deref());
     // postconf does not print parameters it does not know, such as NAME_health_check_key: read main.cf.
-    let main_cf = std::fs::read(dir.join("main.cf")).unwrap_or_default();
+    let main_cf = crate::file::read(&dir.join("main.cf"), deadline.until()).unwrap_or_default();
     let main_cf = String::from_utf8_lossy(&main_cf);
     for m in maps.iter_mut() {
         let (Some(text), Some(name)) = (m.text.as_mut(), m.path.to_str().and_then(|p| p.strip_prefix("ldap:"))) else {
@@ -224,7 +224,7 @@ mod tests {
         );
         assert_eq!(maps[3].used_by, ["virtual_alias_maps"]);
         assert_eq!(maps[0].text.as_deref(), Some(&b"server_host = ldap://h\nsearch_base = dc=x\n"[..]));
-        let m = maps[0].load().unwrap();
+        let m = maps[0].load(std::time::Instant::now() + std::time::Duration::from_secs(5)).unwrap();
         assert_eq!(m.search_base, "dc=x");
         assert_eq!(m.name(), "ldap:legacy");
     }

@@ -15,6 +15,7 @@ mod casefold;
 mod check;
 mod deadline;
 mod discover;
+mod file;
 mod logging;
 mod lookup;
 mod plan;
@@ -62,6 +63,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
     let line = format!("LDAP UNKNOWN - invalid arguments: {first}");
     report::print(&format!("{line}\n"));
+    check::exit_after(verdict::State::Unknown.code(), std::time::Instant::now());
     // Under systemd stdout may go nowhere: the journal gets the reason at priority err.
     let mut log = logging::Logger::new(0, false);
     log.verdict(logging::Level::Err, &line);

@@ -1,11 +1,19 @@
 //! Diagnostics and logs: stderr (with sd-daemon `<N>` priority prefixes when stderr is the journal) and,
 //! with `--syslog`, the local syslog socket with facility mail.
 //!
+//! Logging never holds the check: the syslog socket is non-blocking, and a message the syslog daemon has no
+//! room for (it stopped reading: the kernel queues a few datagrams, then would block) is dropped and counted;
+//! the first drop is reported on stderr, the count when the logger ends. Each message is one line: control
+//! characters are escaped.
+//!
 //! Stdout is not touched here: it belongs to the Nagios output.
 
 use std::io::Write;
 
 use syslog::{Facility, Formatter3164};
+
+use crate::map::secret::scrub;
+use crate::reason::one_line;
 
 /// Syslog priorities used by this tool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,12 +30,14 @@ pub struct Logger {
     journal: bool,
     verbose: u8,
     syslog: Option<Syslog>,
+    /// Messages syslog had no room for.
+    dropped: u64,
 }
 
 impl Logger {
     /// `verbose` decides which levels reach stderr: notice and above always, info with -v.
     pub fn new(verbose: u8, syslog: bool) -> Logger {
-        let mut logger = Logger { journal: stderr_is_journal(), verbose, syslog: None };
+        let mut logger = Logger { journal: stderr_is_journal(), verbose, syslog: None, dropped: 0 };
         if syslog {
             let formatter = Formatter3164 {
                 facility: Facility::LOG_MAIL,
@@ -35,7 +45,7 @@ impl Logger {
                 process: "ldap-health-check".into(),
                 pid: std::process::id(),
             };
-            match syslog::unix(formatter) {
+            match syslog::unix(formatter).map_err(|e| e.to_string()).and_then(non_blocking) {
                 Ok(s) => logger.syslog = Some(s),
                 Err(e) => logger
                     .log(Level::Warning, &format!("--syslog: no local syslog socket ({e}); logging to stderr only")),
@@ -72,6 +82,7 @@ impl Logger {
     }
 
     fn stderr(&self, level: Level, message: &str) {
+        let message = one_line(&scrub(message));
         let mut err = std::io::stderr().lock();
         let _ = if self.journal {
             writeln!(err, "<{}>{}", level as u8, message)
@@ -85,15 +96,47 @@ impl Logger {
     }
 
     fn send_syslog(&mut self, level: Level, message: &str) {
-        if let Some(s) = self.syslog.as_mut() {
-            let _ = match level {
-                Level::Err => s.err(message),
-                Level::Warning => s.warning(message),
-                Level::Notice => s.notice(message),
-                Level::Info => s.info(message),
-            };
+        let Some(s) = self.syslog.as_mut() else { return };
+        let message = one_line(&scrub(message));
+        let sent = match level {
+            Level::Err => s.err(&message),
+            Level::Warning => s.warning(&message),
+            Level::Notice => s.notice(&message),
+            Level::Info => s.info(&message),
+        };
+        if sent.is_err() {
+            self.dropped += 1;
+            // A stream socket may have taken part of the message: nothing more can go after it.
+            if matches!(s.backend, syslog::LoggerBackend::UnixStream(_)) {
+                self.syslog = None;
+            }
+            if self.dropped == 1 {
+                self.stderr(Level::Warning, "--syslog: the syslog daemon is not taking messages: dropping them");
+            }
         }
     }
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        if self.dropped > 1 {
+            let text =
+                format!("--syslog: {} messages were dropped (the syslog daemon was not taking them)", self.dropped);
+            self.stderr(Level::Warning, &text);
+        }
+    }
+}
+
+/// Make the syslog socket non-blocking: a syslog daemon that stops reading must not hold the check.
+fn non_blocking(s: Syslog) -> Result<Syslog, String> {
+    let set = match &s.backend {
+        syslog::LoggerBackend::Unix(socket) => socket.set_nonblocking(true),
+        syslog::LoggerBackend::UnixStream(stream) => stream.get_ref().set_nonblocking(true),
+        syslog::LoggerBackend::Udp(socket, _) => socket.set_nonblocking(true),
+        syslog::LoggerBackend::Tcp(stream) => stream.get_ref().set_nonblocking(true),
+    };
+    set.map_err(|e| e.to_string())?;
+    Ok(s)
 }
 
 /// `$JOURNAL_STREAM` is `DEV:INODE` of the journal stream systemd connected; it only counts when stderr is

@@ -6,7 +6,7 @@
 //! be read (their verdict is UNKNOWN) and those that are not probed.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::lookup::{Prepared, Query, Spec};
 use crate::map::{template, BindMode, ConfigError, Map, Scheme, Secret, Server, Source, TlsParams};
@@ -112,13 +112,13 @@ impl Plan {
         self.maps.iter().map(|m| m.jobs.clone()).collect()
     }
 
-    /// Read the maps of `sources`, in order, each with the parameters that use it. Nothing is planned yet
-    /// ([`Plan::prepare`]): the maps' `timeout`s set the deadline that preparing runs under.
-    pub fn read(sources: &[Source]) -> Plan {
+    /// Read the maps of `sources` (by `until`), in order, each with the parameters that use it. Nothing is
+    /// planned yet ([`Plan::prepare`]): the maps' `timeout`s set the deadline that preparing runs under.
+    pub fn read(sources: &[Source], until: Instant) -> Plan {
         let maps = sources
             .iter()
             .map(|source| MapPlan {
-                map: source.load(),
+                map: source.load(until),
                 used_by: source.used_by.clone(),
                 problem: None,
                 jobs: Vec::new(),
@@ -137,14 +137,19 @@ impl Plan {
     /// Plan the checks of every map read: its base, canaries (its own `health_check_key` values and the
     /// `global` ones) and jobs. `table` answers the `type:table` entries of `domain` lists (see
     /// [`crate::postfix::postmap_table_lookup`]).
-    pub fn prepare(&mut self, global: &[String], table: &mut dyn FnMut(&str, &str) -> Result<bool, String>) {
+    pub fn prepare(
+        &mut self,
+        global: &[String],
+        until: Instant,
+        table: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
+    ) {
         let mut maps = std::mem::take(&mut self.maps);
         for (index, mp) in maps.iter_mut().enumerate() {
             let Ok(map) = &mp.map else { continue };
             mp.problem = not_checkable(map).map(MapProblem::NotChecked);
             mp.base = static_base(&map.search_base);
             mp.canaries = canaries(map, global);
-            let lookups = if mp.problem.is_none() { prepare_canaries(mp, index, table) } else { Vec::new() };
+            let lookups = if mp.problem.is_none() { prepare_canaries(mp, index, until, table) } else { Vec::new() };
             if let (None, Ok(map)) = (&mp.problem, &mp.map) {
                 mp.jobs = self.add_jobs(map, mp.base.as_deref(), index, &lookups);
             }
@@ -210,13 +215,14 @@ fn canaries(map: &Map, global: &[String]) -> Vec<Canary> {
 fn prepare_canaries(
     mp: &mut MapPlan,
     index: usize,
+    until: Instant,
     table: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
 ) -> Vec<LookupJob> {
     let Ok(map) = &mp.map else { return Vec::new() };
     if mp.canaries.is_empty() {
         return Vec::new();
     }
-    let spec = match Spec::new(map) {
+    let spec = match Spec::new(map, until) {
         Ok(spec) => Arc::new(spec),
         Err(e) => {
             mp.problem = Some(MapProblem::Unusable(e));
@@ -305,8 +311,9 @@ mod tests {
         let text = "server_host = ldap://a ldap://b ldap://a\nsearch_base = dc=x\nquery_filter = (mail=%s)\n\
                     domain = example.com\nhealth_check_key = k@example.com, other@example.org\n";
         let source = Source::text("/m.cf".into(), text.as_bytes().to_vec());
-        let mut plan = Plan::read(&[source.clone(), source]);
-        plan.prepare(&["k@example.com".into(), "g@example.com".into()], &mut |_, _| Ok(false));
+        let soon = Instant::now() + Duration::from_secs(5);
+        let mut plan = Plan::read(&[source.clone(), source], soon);
+        plan.prepare(&["k@example.com".into(), "g@example.com".into()], soon, &mut |_, _| Ok(false));
         assert_eq!(plan.jobs.len(), 2, "ldap://a listed twice is one connection, shared by both maps");
         let keys: Vec<_> = plan.maps[0].canaries.iter().map(|c| (c.key.as_str(), c.source)).collect();
         assert_eq!(

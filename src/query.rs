@@ -69,18 +69,18 @@ pub fn run(
 /// Look `key` up in `map_file`.
 pub fn query(map_file: &Path, key: &OsStr, timeout: Option<Duration>, postfix_config: Option<&Path>) -> Answer {
     let start = Instant::now();
-    let map = match map::load(map_file) {
+    let map = match map::load(map_file, Deadline::for_maps(start, timeout, []).until()) {
         Ok(map) => map,
         Err(e) => return Answer::Error(format!("{e} (Postfix would refuse to open the map)")),
     };
     if let Some(why) = plan::not_checkable(&map) {
         return Answer::Error(format!("{}: {why}", map_file.display()));
     }
-    let spec = match Spec::new(&map) {
+    let deadline = Deadline::for_maps(start, timeout, [map.timeout]);
+    let spec = match Spec::new(&map, deadline.until()) {
         Ok(spec) => spec,
         Err(e) => return Answer::Error(format!("{}: {e}", map_file.display())),
     };
-    let deadline = Deadline::for_maps(start, timeout, [map.timeout]);
     let mut table = |t: &str, k: &str| postfix::postmap_table_lookup(postfix_config, t, k, &deadline);
     let query = match spec.prepare(key.as_encoded_bytes(), &mut table) {
         Ok(Prepared::Search(q)) => q,

@@ -1,9 +1,43 @@
 //! Errors in an admin's words: LDAP result codes, I/O errors, ldap3's and rustls's errors, durations.
 //! Used by the probe and the lookup alike; it imports nothing of the crate.
+//!
+//! A text that comes from a server (a diagnostic message, anything ldap3 or rustls quote from a reply) is
+//! never passed on as it came: [`server_text`] escapes its control characters and cuts it at
+//! [`SERVER_TEXT_CHARS`] characters, so a reason stays one readable line whatever the server sent.
 
 use std::time::Duration;
 
 use ldap3::LdapError;
+
+/// The most characters of a server's text that a reason quotes.
+pub const SERVER_TEXT_CHARS: usize = 200;
+
+/// A server's text as a reason quotes it: trimmed, control characters escaped (`\u{1b}`, `\n`), at most
+/// [`SERVER_TEXT_CHARS`] characters (then `...`).
+pub fn server_text(text: &str) -> String {
+    let text = text.trim();
+    let mut out = String::with_capacity(text.len().min(SERVER_TEXT_CHARS + 3));
+    for (i, c) in text.chars().enumerate() {
+        if i == SERVER_TEXT_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A message as one line: every control character escaped (newlines from a server's text, escape sequences).
+pub fn one_line(message: &str) -> String {
+    if !message.chars().any(char::is_control) {
+        return message.to_string();
+    }
+    message.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
 
 /// Format a duration as a short number of seconds: `2 s`, `0.5 s`.
 pub fn secs(d: Duration) -> String {
@@ -33,7 +67,7 @@ pub fn result_reason(rc: u32, text: &str) -> String {
         80 => "other error",
         _ => "LDAP error",
     };
-    let text = text.trim();
+    let text = server_text(text);
     if text.is_empty() {
         format!("{name} ({rc})")
     } else {
@@ -79,8 +113,12 @@ pub fn connection_lost(e: &LdapError) -> bool {
     )
 }
 
-/// ldap3's errors, without its `I/O error:` wrapping.
+/// ldap3's errors, without its `I/O error:` wrapping; whatever they quote of a reply is bounded.
 pub fn ldap_reason(e: &LdapError) -> String {
+    server_text(&ldap_words(e))
+}
+
+fn ldap_words(e: &LdapError) -> String {
     match e {
         LdapError::Io { source } => {
             if let Some(inner) = source.get_ref() {
@@ -124,6 +162,17 @@ mod tests {
         assert_eq!(result_reason(49, ""), "invalid credentials (49)");
         assert_eq!(result_reason(32, " x "), "no such object (32): x");
         assert_eq!(result_reason(4242, ""), "LDAP error (4242)");
+    }
+
+    #[test]
+    fn server_texts_are_one_bounded_line() {
+        assert_eq!(server_text("  plain  "), "plain");
+        assert_eq!(server_text("a\nb\x1b[31mc\0"), "a\\nb\\u{1b}[31mc\\u{0}");
+        let long = "é".repeat(1_000_000);
+        let shown = server_text(&long);
+        assert_eq!(shown.chars().count(), SERVER_TEXT_CHARS + 3);
+        assert!(shown.ends_with("..."));
+        assert_eq!(result_reason(49, &"x".repeat(5000)).chars().count(), "invalid credentials (49): ".len() + 203);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::lookup::Prepared;
-use crate::map::{ConfigError, Scheme};
+use crate::map::{ConfigError, Map, Scheme};
 use crate::plan::{Canary, CanarySource, MapPlan, MapProblem, Plan};
 use crate::probe::{ConnReport, Failure, Stage, StageTime};
 use crate::range::Range;
@@ -288,7 +288,38 @@ fn decide_one(plan: &Plan, index: usize, mp: &MapPlan, reports: &[ConnReport]) -
             decide_canaries(&mut verdict, index, &mp.canaries, decider);
         }
     }
+    folded_bind_pw(&mut verdict, map);
     verdict
+}
+
+/// An indented `bind_pw` line is a mistake even where the directory happens to let Postfix work without the
+/// password: the map is at least WARNING, with the line to fix and what Postfix makes of it.
+fn folded_bind_pw(verdict: &mut MapVerdict, map: &Map) {
+    let mut text = Vec::new();
+    for f in &map.folded {
+        let effect = match f.param.as_str() {
+            "server_host" => "; Postfix would take its words for server names (this check does not contact them)",
+            "domain" => "; its words would be domain patterns (not used by this check)",
+            _ => "",
+        };
+        text.push(format!(
+            "{}:{}: the bind_pw line is indented: Postfix reads it as part of {} (line {}) and leaves bind_pw unset{effect}; \
+             start it in the first column",
+            map.path.display(),
+            f.bind_pw_line,
+            f.param,
+            f.line
+        ));
+    }
+    if text.is_empty() {
+        return;
+    }
+    let text = text.join("; ");
+    verdict.state = verdict.state.worst(State::Warning);
+    verdict.reason = Some(match verdict.reason.take() {
+        Some(r) => format!("{r}; {text}"),
+        None => text,
+    });
 }
 
 fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (String, Scheme, &'a ConnReport)>) {

@@ -1,6 +1,9 @@
 //! The `domain` restriction of a map (`db_common_check_domain()` over a `string_list` built with
 //! `match_list_init()`): which keys Postfix looks up at all.
 
+use std::path::Path;
+use std::time::Instant;
+
 use crate::casefold::casefold;
 
 /// One entry of a `domain` list.
@@ -23,14 +26,14 @@ pub struct DomainList {
 impl DomainList {
     /// Build the list from the tokens of `domain` (already split on commas and whitespace). A file that cannot
     /// be read is an error, as it is fatal for Postfix.
-    pub fn parse(tokens: &[String]) -> Result<DomainList, String> {
+    pub fn parse(tokens: &[String], until: Instant) -> Result<DomainList, String> {
         let mut list = DomainList::default();
         let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
-        list.add(&tokens, 0)?;
+        list.add(&tokens, 0, until)?;
         Ok(list)
     }
 
-    fn add(&mut self, tokens: &[&str], depth: usize) -> Result<(), String> {
+    fn add(&mut self, tokens: &[&str], depth: usize, until: Instant) -> Result<(), String> {
         for &token in tokens {
             let bare = token.trim_start_matches('!');
             let negate = (token.len() - bare.len()) % 2 == 1;
@@ -38,11 +41,12 @@ impl DomainList {
                 if depth > 10 {
                     return Err(format!("domain: {token}: files included too deeply"));
                 }
-                let text = std::fs::read(token).map_err(|e| format!("domain: open file {token}: {e}"))?;
+                let text = crate::file::read(Path::new(token), until)
+                    .map_err(|e| format!("domain: open file {token}: {e}"))?;
                 let text = String::from_utf8_lossy(&text).into_owned();
                 for line in text.lines().filter(|l| !l.starts_with('#')) {
                     let words: Vec<&str> = line.split([' ', ',', '\t', '\r', '\n']).filter(|t| !t.is_empty()).collect();
-                    self.add(&words, depth + 1)?;
+                    self.add(&words, depth + 1, until)?;
                 }
             } else if bare.starts_with('/') {
                 return Err(format!("domain: {token}: '!' before a /file/name is not supported by Postfix"));

@@ -18,6 +18,7 @@ pub(crate) mod search;
 mod tests;
 
 use std::fmt;
+use std::time::Instant;
 
 use ldap3::Ldap;
 
@@ -131,8 +132,9 @@ pub(crate) enum Prepared {
 }
 
 impl Spec {
-    /// The lookup parameters of `map`. Fails only when a `domain` file cannot be read (fatal for Postfix).
-    pub(crate) fn new(map: &Map) -> Result<Spec, String> {
+    /// The lookup parameters of `map`. Fails only when a `domain` file cannot be read by `until` (fatal for
+    /// Postfix).
+    pub(crate) fn new(map: &Map, until: Instant) -> Result<Spec, String> {
         let mut usage = Usage::default();
         // The map reader has checked the templates: a rejected one cannot occur here.
         let dynamic_base = usage.add(&map.search_base, true).unwrap_or(false);
@@ -149,7 +151,7 @@ impl Spec {
             result_format: map.result_format.clone(),
             usage,
             dynamic_base,
-            domain: DomainList::parse(&map.domain)?,
+            domain: DomainList::parse(&map.domain, until)?,
             num_terminal: map.terminal_result_attribute.len(),
             num_leaf: map.leaf_result_attribute.len(),
             num_attributes,

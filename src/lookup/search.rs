@@ -14,7 +14,7 @@ use super::{LookupError, Query, Spec};
 use crate::map::ldap_url::{self, UrlScope};
 use crate::map::template::{expand, Quote};
 use crate::map::Scope;
-use crate::reason::result_reason;
+use crate::reason::{result_reason, server_text};
 
 /// One entry as the server sent it: attributes in its order, values as bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,6 +27,11 @@ impl Entry {
     /// `ldap_get_values_len(entry, name)`: the values of the attribute named exactly `name` (any case).
     pub(super) fn values(&self, name: &str) -> Option<&Vec<Vec<u8>>> {
         self.attrs.iter().find(|(a, _)| a.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// The bytes the entry holds (its DN, attribute names and values).
+    fn size(&self) -> usize {
+        self.dn.len() + self.attrs.iter().map(|(a, v)| a.len() + v.iter().map(Vec::len).sum::<usize>()).sum::<usize>()
     }
 
     /// Parse a SearchResultEntry ([APPLICATION 4] { objectName, attributes }).
@@ -172,14 +177,51 @@ async fn search(
         .sizelimit(i32::try_from(spec.size_limit).unwrap_or(i32::MAX))
         .timelimit(i32::try_from(spec.time_limit).unwrap_or(i32::MAX))
         .deref(deref);
-    let result = ldap
+    let mut stream = ldap
         .with_search_options(opts)
-        .search(base, ldap_scope(scope), &normalize_filter(filter), attrs.to_vec())
+        .streaming_search(base, ldap_scope(scope), &normalize_filter(filter), attrs.to_vec())
         .await
         .map_err(|e| LookupError::from_ldap(&e))?;
-    let entries =
-        result.0.into_iter().filter(|e| !e.is_ref() && !e.is_intermediate()).filter_map(|e| Entry::parse(e.0));
-    Ok(SearchOutcome { rc: result.1.rc, text: result.1.text.clone(), entries: entries.collect() })
+    // Postfix takes every entry up to `size_limit`; one more tells it the limit was exceeded.
+    let max_entries = match spec.size_limit {
+        0 => ENTRY_CEILING,
+        n => usize::try_from(n).unwrap_or(usize::MAX).saturating_add(1).min(ENTRY_CEILING),
+    };
+    let mut entries = Vec::new();
+    let mut bytes = 0;
+    while let Some(item) = stream.next().await.map_err(|e| LookupError::from_ldap(&e))? {
+        if item.is_ref() || item.is_intermediate() {
+            continue;
+        }
+        let entry = Entry::parse(item.0).ok_or_else(|| lost("the server sent an entry that cannot be decoded"))?;
+        bytes += entry.size();
+        entries.push(entry);
+        if entries.len() == max_entries && spec.size_limit > 0 {
+            // Enough to know: the walk reports the size limit as Postfix does.
+            return Ok(SearchOutcome { rc: 0, text: String::new(), entries });
+        }
+        if entries.len() >= ENTRY_CEILING || bytes > BYTE_BUDGET {
+            return Err(lost(&format!(
+                "the server sent more than {} entries or {} MiB for one search: not read further",
+                ENTRY_CEILING,
+                BYTE_BUDGET >> 20
+            )));
+        }
+    }
+    let result = stream.finish().await;
+    Ok(SearchOutcome { rc: result.rc, text: result.text, entries })
+}
+
+/// The most entries one search of the check takes (with `size_limit` set, one more than it): a server
+/// streaming entries without end must not grow the check without bound.
+pub(crate) const ENTRY_CEILING: usize = 10_000;
+
+/// The most bytes of entries (values and names) one search of the check takes.
+pub(crate) const BYTE_BUDGET: usize = 16 << 20;
+
+/// An error after which the connection is in an unknown state: nothing more is asked on it.
+fn lost(message: &str) -> LookupError {
+    LookupError { message: format!("search error: {message}"), connection_lost: true }
 }
 
 /// Step 2: search for a prepared key and collect the values as Postfix does. `Ok(None)` is "not found".
@@ -307,7 +349,7 @@ impl<'s> Walk<'s> {
             if depth < spec.recursion_limit {
                 self.follow(ldap, attr, vals, depth).await;
             } else {
-                let first = String::from_utf8_lossy(&vals[0]).into_owned();
+                let (attr, first) = (server_text(attr), server_text(&String::from_utf8_lossy(&vals[0])));
                 let limit = spec.recursion_limit;
                 self.fail(format!(
                     "recursion limit exceeded for special attribute {attr}={first} (recursion_limit = {limit})"
@@ -340,11 +382,13 @@ impl<'s> Walk<'s> {
         let spec = self.spec;
         for v in vals {
             let v = String::from_utf8_lossy(c_string(v)).into_owned();
+            // How messages quote the value and the attribute: as the server sent them, bounded.
+            let (shown_v, shown_attr) = (server_text(&v), server_text(attr));
             let found = if is_ldap_url(&v) {
                 let url = match parse_ldap_url(&v) {
                     Ok(url) => url,
                     Err(e) => {
-                        self.fail(format!("malformed URL {v} in {attr}: {e}"));
+                        self.fail(format!("malformed URL {shown_v} in {shown_attr}: {e}"));
                         break;
                     }
                 };
@@ -355,13 +399,13 @@ impl<'s> Walk<'s> {
                 search(ldap, spec, &v, Scope::Base, "objectclass=*", &spec.attributes).await
             };
             match found {
-                Err(e) => self.fail(format!("{} (following {attr}: {v})", e.message)),
+                Err(e) => self.fail(format!("{} (following {shown_attr}: {shown_v})", e.message)),
                 Ok(o) if o.rc == 0 => self.values(ldap, o.entries, depth + 1).await,
                 // Postfix: "DN ... not found, skipping" (a warning only).
                 Ok(o) if o.rc == 32 => {}
                 Ok(o) => {
                     let e = search_error(spec, o.rc, &o.text);
-                    self.fail(format!("{} (following {attr}: {v})", e.message))
+                    self.fail(format!("{} (following {shown_attr}: {shown_v})", e.message))
                 }
             }
             if self.error.is_some() {

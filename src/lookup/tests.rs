@@ -6,7 +6,7 @@ use super::*;
 fn spec(extra: &str) -> Spec {
     let text = format!("search_base = ou=people,dc=example,dc=com\nquery_filter = (mail=%s)\n{extra}");
     let map = crate::map::parse(Path::new("/t.cf"), text.as_bytes()).unwrap();
-    Spec::new(&map).unwrap()
+    Spec::new(&map, soon()).unwrap()
 }
 
 fn no_tables(_: &str, _: &str) -> Result<bool, String> {
@@ -81,7 +81,7 @@ fn domain_tables_and_files() {
     assert!(matches!(prepare(&s, b"u@three.example"), Prepared::Search(_)));
     assert!(matches!(prepare(&s, b"u@four.example"), Prepared::Skipped(_)));
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(DomainList::parse(&["/nonexistent/domains".to_string()]).is_err());
+    assert!(DomainList::parse(&["/nonexistent/domains".to_string()], soon()).is_err());
 }
 
 #[test]
@@ -170,4 +170,8 @@ fn entries_parse_in_server_order() {
     );
     assert_eq!(e.values("MAIL").map(Vec::len), Some(2));
     assert_eq!(e.values("mai"), None);
+}
+
+fn soon() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(5)
 }

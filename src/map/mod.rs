@@ -14,6 +14,7 @@
 
 pub mod ldap_url;
 pub(crate) mod reader;
+pub mod secret;
 mod server_host;
 pub mod template;
 #[cfg(test)]
@@ -21,34 +22,13 @@ mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use crate::file::FileError;
+
+pub use reader::Folded;
 use reader::{shown, split_list, Params, SECRET_NAME};
-
-/// A secret read from a map (`bind_pw`). It never prints: `Debug` and `Display` show `<redacted>`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The secret itself, for the one place that sends it to the server.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use secret::Secret;
 
 /// How a server is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -166,6 +146,8 @@ pub struct Map {
     pub chase_referrals: bool,
     /// Canary keys given in the map itself (`health_check_key = k1, k2`), a parameter Postfix ignores.
     pub health_check_keys: Vec<String>,
+    /// The parameters into which Postfix folds an indented `bind_pw` line (`bind_pw` then stays unset).
+    pub folded: Vec<Folded>,
     /// What Postfix would warn about when opening this map.
     pub warnings: Vec<Warning>,
 }
@@ -225,18 +207,18 @@ impl Source {
         Source { path, text: Some(text), used_by: Vec::new() }
     }
 
-    /// Read and parse the map.
-    pub fn load(&self) -> Result<Map, ConfigError> {
+    /// Read (by `until`) and parse the map.
+    pub fn load(&self, until: Instant) -> Result<Map, ConfigError> {
         match &self.text {
             Some(text) => parse(&self.path, text),
-            None => load(&self.path),
+            None => load(&self.path, until),
         }
     }
 }
 
-/// Read and parse one map file.
-pub fn load(path: &Path) -> Result<Map, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|e| ConfigError {
+/// Read (a regular file, by `until`: see [`crate::file`]) and parse one map file.
+pub fn load(path: &Path, until: Instant) -> Result<Map, ConfigError> {
+    let bytes = crate::file::read(path, until).map_err(|e| ConfigError {
         path: path.to_path_buf(),
         line: None,
         message: read_error_message(&e),
@@ -244,10 +226,10 @@ pub fn load(path: &Path) -> Result<Map, ConfigError> {
     parse(path, &bytes)
 }
 
-fn read_error_message(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "cannot open map: no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => {
+fn read_error_message(e: &FileError) -> String {
+    match e {
+        FileError::NotFound => "cannot open map: no such file".to_string(),
+        FileError::PermissionDenied => {
             "cannot open map: permission denied (maps holding bind_pw are usually 0640 root:postfix: run as root or in group postfix)"
                 .to_string()
         }
@@ -264,7 +246,10 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Map, ConfigError> {
     let mut p = Params::load(path, text)?;
     let mut map = Map::defaults(path);
 
-    let server_host = p.nonempty_string("server_host", "localhost")?;
+    p.nonempty_string("server_host", "localhost")?;
+    // With an indented bind_pw line folded in, Postfix would also take the password's words for server names
+    // (after the real servers): they are never resolved nor contacted.
+    let server_host = p.before_fold("server_host", "localhost");
     let server_port = p.int("server_port", 389, 0, 0)?;
     map.version = read_version(&mut p)?;
     let server_list = p.servers(&server_host, server_port, &mut map.version)?;
@@ -273,7 +258,9 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Map, ConfigError> {
     map.search_base = p.string("search_base", "");
     let timeout = p.int("timeout", 10, 0, 0)?;
     read_templates(&mut p, &mut map)?;
-    map.domain = split_list(&p.string("domain", ""));
+    // Only what comes before a folded bind_pw line: the password's words would be domain patterns, files or
+    // tables to open.
+    map.domain = split_list(&p.before_fold("domain", ""));
     map.terminal_result_attribute = split_list(&p.string("terminal_result_attribute", ""));
     map.leaf_result_attribute = split_list(&p.string("leaf_result_attribute", ""));
     map.result_attribute = split_list(&p.string("result_attribute", "maildrop"));
@@ -286,7 +273,8 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Map, ConfigError> {
     // `tls_random_file` is read without any check; `debuglevel` is checked, not used by this check.
     p.int("debuglevel", 0, 0, 0)?;
     // Our own parameter; Postfix ignores it.
-    map.health_check_keys = split_list(&p.string("health_check_key", ""));
+    map.health_check_keys = split_list(&p.before_fold("health_check_key", ""));
+    map.folded = p.folded();
 
     // Postfix only fails at the first lookup here, but then it fails every lookup: report it last, so that
     // what Postfix refuses at open time comes first.
@@ -333,6 +321,7 @@ impl Map {
             dereference: 0,
             chase_referrals: false,
             health_check_keys: Vec::new(),
+            folded: Vec::new(),
             warnings: Vec::new(),
         }
     }

@@ -48,6 +48,27 @@ pub(super) struct LogicalLine {
     /// The 1-based physical line where it starts.
     pub(super) line: usize,
     pub(super) text: Vec<u8>,
+    /// The first continuation line that is an indented `bind_pw = ...`: its physical line and where it starts
+    /// in `text`.
+    pub(super) fold: Option<(usize, usize)>,
+}
+
+/// Whether a physical line is a `bind_pw = ...` assignment (whatever its indentation).
+fn is_bind_pw_line(physical: &[u8]) -> bool {
+    let start = physical.iter().position(|&b| !is_space(b)).unwrap_or(physical.len());
+    let Some(rest) = physical[start..].strip_prefix(SECRET_NAME.as_bytes()) else { return false };
+    rest.iter().find(|&&b| !is_space(b)) == Some(&b'=')
+}
+
+/// An indented `bind_pw = ...` line: Postfix folds it into the logical line above (its value then holds the
+/// password). Whatever Postfix makes of it, the password is never to be shown: register it.
+fn folded_bind_pw(logical: &mut LogicalLine, physical: &[u8], line: usize) {
+    if logical.fold.is_none() {
+        logical.fold = Some((line, logical.text.len()));
+    }
+    if let Ok((_, password)) = split_name_value(physical) {
+        super::secret::register(&String::from_utf8_lossy(password), "<redacted>");
+    }
 }
 
 /// Postfix's `readllines()`: blank and whitespace-only lines and lines whose first non-whitespace character is
@@ -64,11 +85,24 @@ pub(super) fn logical_lines(text: &[u8], warnings: &mut Vec<Warning>) -> Vec<Log
                 if let Some(done) = current.take() {
                     finish_logical_line(done, &mut lines, warnings);
                 }
-                current = Some(LogicalLine { line: index + 1, text: physical.to_vec() });
+                current = Some(LogicalLine { line: index + 1, text: physical.to_vec(), fold: None });
             }
             Some(_) => match current.as_mut() {
-                Some(logical) => logical.text.extend_from_slice(physical),
-                None => current = Some(LogicalLine { line: index + 1, text: physical.to_vec() }),
+                Some(logical) => {
+                    if is_bind_pw_line(physical) {
+                        folded_bind_pw(logical, physical, index + 1);
+                    }
+                    logical.text.extend_from_slice(physical);
+                }
+                None => {
+                    if is_bind_pw_line(physical) {
+                        // Postfix ignores the line (see below), and bind_pw stays unset; the text is still secret.
+                        if let Ok((_, password)) = split_name_value(physical) {
+                            super::secret::register(&String::from_utf8_lossy(password), "<redacted>");
+                        }
+                    }
+                    current = Some(LogicalLine { line: index + 1, text: physical.to_vec(), fold: None });
+                }
             },
         }
     }
@@ -160,6 +194,18 @@ struct Entry {
     line: usize,
     /// The "not valid UTF-8" warning was given.
     warned: bool,
+    /// An indented `bind_pw` line folded into this value: its physical line, and where it starts in `value`.
+    fold: Option<(usize, usize)>,
+}
+
+/// A parameter into which Postfix folds an indented `bind_pw` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Folded {
+    /// The parameter (`search_base`), and the line where it starts.
+    pub param: String,
+    pub line: usize,
+    /// The line of the indented `bind_pw = ...`.
+    pub bind_pw_line: usize,
 }
 
 /// The loaded file (Postfix's `cfg_parser` over the dictionary built by `dict_load_fp()`), with the `cfg_get_*`
@@ -181,9 +227,17 @@ impl<'a> Params<'a> {
                 line: Some(logical.line),
                 message: e.message(),
             })?;
+            // Where the folded bind_pw line starts in the value (the value is a slice of the logical line).
+            let value_start = value.as_ptr() as usize - logical.text.as_ptr() as usize;
+            let fold = logical.fold.map(|(line, at)| (line, at.saturating_sub(value_start).min(value.len())));
+            if fold.is_some() {
+                let name = String::from_utf8_lossy(name);
+                let placeholder = format!("<the {name} of this map, which runs into an indented bind_pw line>");
+                super::secret::register(&String::from_utf8_lossy(value), &placeholder);
+            }
             if let Some(old) = entries.get_mut(name) {
                 if old.value != value {
-                    let old_value = if name == SECRET_NAME.as_bytes() {
+                    let old_value = if name == SECRET_NAME.as_bytes() || old.fold.is_some() {
                         "<redacted>".to_string()
                     } else {
                         shown(&String::from_utf8_lossy(&old.value))
@@ -198,12 +252,37 @@ impl<'a> Params<'a> {
                 }
                 old.value = value.to_vec();
                 old.line = logical.line;
+                old.fold = fold;
             } else {
-                let entry = Entry { value: value.to_vec(), line: logical.line, warned: false };
+                let entry = Entry { value: value.to_vec(), line: logical.line, warned: false, fold };
                 entries.insert(name.to_vec(), entry);
             }
         }
         Ok(Params { path, entries, warnings })
+    }
+
+    /// Every parameter into which an indented `bind_pw` line is folded, in line order.
+    pub(super) fn folded(&self) -> Vec<Folded> {
+        let mut folded: Vec<Folded> = self
+            .entries
+            .iter()
+            .filter_map(|(name, e)| {
+                let (bind_pw_line, _) = e.fold?;
+                Some(Folded { param: String::from_utf8_lossy(name).into_owned(), line: e.line, bind_pw_line })
+            })
+            .collect();
+        folded.sort_by_key(|f| f.line);
+        folded
+    }
+
+    /// The part of `name`'s value before an indented `bind_pw` line folded into it (the whole value when there
+    /// is none): what the admin meant, and all that may be used where the rest would be a secret sent out.
+    pub(super) fn before_fold(&mut self, name: &str, default: &str) -> String {
+        let value = self.string(name, default);
+        match self.entries.get(name.as_bytes()).and_then(|e| e.fold) {
+            Some((_, at)) => String::from_utf8_lossy(&self.entries[name.as_bytes()].value[..at]).trim().to_string(),
+            None => value,
+        }
     }
 
     pub(super) fn line(&self, name: &str) -> Option<usize> {

@@ -80,6 +80,7 @@ fn empty_file_gives_every_default() {
         dereference: 0,
         chase_referrals: false,
         health_check_keys: vec![],
+        folded: vec![],
         warnings: vec![],
     };
     assert_eq!(m, expected);
@@ -836,6 +837,37 @@ fn bind_pw_never_appears_in_any_message() {
     let m = map(&format!("bind_pw = {SECRET}\n"));
     assert_eq!(m.bind_pw.expose(), SECRET);
     assert_eq!(format!("{} {:?}", m.bind_pw, m.bind_pw), "<redacted> <redacted>");
+}
+
+#[test]
+fn an_indented_bind_pw_is_folded_as_postfix_does_and_stays_secret() {
+    const PW: &str = "Fold-Pw-8731";
+    // Postfix joins the indented line to the parameter above it: bind_pw stays unset.
+    let m = map(&format!("server_host = ldap://127.0.0.1:389\n  bind_pw = {PW}\nsearch_base = dc=x\n"));
+    assert_eq!(m.bind_pw.expose(), "");
+    assert_eq!(m.servers, vec![ldap("127.0.0.1", 389)], "the password's words are never taken for servers");
+    assert_eq!(m.folded, vec![Folded { param: "server_host".into(), line: 1, bind_pw_line: 2 }]);
+    let m = map(&format!("search_base = dc=example,dc=com\n\tbind_pw = {PW}\nbind_dn = cn=x\n"));
+    assert_eq!(m.search_base, format!("dc=example,dc=com\tbind_pw = {PW}"), "Postfix's view, for the probe");
+    assert_eq!(m.folded[0].param, "search_base");
+    let text = format!("search base {} not found", m.search_base);
+    assert_eq!(
+        secret::scrub(&text),
+        "search base <the search_base of this map, which runs into an indented bind_pw line> not found"
+    );
+    assert_eq!(secret::scrub(&format!("x {PW} y")), "x <redacted> y");
+    let m =
+        map(&format!("domain = example.com\n  bind_pw = {PW}\nhealth_check_key = a@example.com\n  bind_pw = {PW}\n"));
+    assert_eq!(m.domain, ["example.com"]);
+    assert_eq!(m.health_check_keys, ["a@example.com"]);
+    assert_eq!(m.folded.len(), 2);
+    // Overriding a folded value does not quote it.
+    let m = map(&format!("bind_dn = cn=a\n  bind_pw = {PW}\nbind_dn = cn=b\n"));
+    assert!(m.warnings.iter().all(|w| !w.message.contains(PW) && !w.message.contains("cn=a")), "{:?}", m.warnings);
+    assert!(m.folded.is_empty(), "the folded definition was overridden");
+    // Not a fold: a bind_pw line at the start of a line, or `bind_pwx`.
+    assert!(map(&format!("bind_dn = cn=a\nbind_pw = {PW}\n")).folded.is_empty());
+    assert!(map("bind_dn = cn=a\n  bind_pwx = 1\n").folded.is_empty());
 }
 
 // ----- robustness -----

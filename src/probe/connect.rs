@@ -69,7 +69,7 @@ pub(super) async fn connect(
     driver: &mut Option<JoinHandle<()>>,
 ) -> Result<Ldap, Failure> {
     let stream = open_stream(ep, progress, until).await?;
-    let mut ldap = handshake(ep, stream, progress, driver).await?;
+    let mut ldap = handshake(ep, stream, progress, until, driver).await?;
     // Postfix sends StartTLS whatever the scheme: on ldaps:// (TLS is already on) slapd answers "Operations
     // error", on ldapi:// libldap fails (-11); every lookup fails.
     if ep.start_tls && ep.server.scheme != Scheme::Ldap {
@@ -123,6 +123,7 @@ async fn handshake(
     ep: &Endpoint,
     stream: StdStream,
     progress: &RefCell<Progress>,
+    until: Instant,
     driver: &mut Option<JoinHandle<()>>,
 ) -> Result<Ldap, Failure> {
     let server = &ep.server;
@@ -136,7 +137,8 @@ async fn handshake(
     let note = Arc::new(Mutex::new(None));
     if tls {
         progress.borrow_mut().begin(Stage::Tls);
-        let config = super::tls::client_config(&ep.tls, note.clone()).map_err(|m| fail(Stage::Tls, m))?;
+        let config =
+            super::tls::client_config(&ep.tls, note.clone(), until.into_std()).map_err(|m| fail(Stage::Tls, m))?;
         settings = settings.set_config(config);
     }
     let connected = LdapConnAsync::with_settings(settings, &url).await;

@@ -180,11 +180,19 @@ impl ConnReport {
     }
 }
 
+/// The most threads resolving host names at once (the unit's `TasksMax=` counts them).
+const BLOCKING_THREADS: usize = 16;
+
 /// The single-threaded I/O runtime every check and query runs on. Drop it with `shutdown_background()`: a hung
 /// name lookup may still hold a blocking thread, and the process must not wait for it.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context as _;
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the I/O runtime")
+    // Name lookups (getaddrinfo) run on blocking threads: a bounded few, queued beyond, all under the deadline.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .context("cannot start the I/O runtime")
 }
 
 /// Run every job concurrently; return one report per job (same order) by the deadline.
@@ -375,19 +383,20 @@ async fn search_base(
     progress: &RefCell<Progress>,
 ) -> (Result<Duration, Failure>, bool) {
     progress.borrow_mut().begin(Stage::Search);
-    let result = ldap.search(base, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await;
+    let result = base_search(ldap, base).await;
     let elapsed = progress.borrow_mut().end();
-    let lost = matches!(&result, Err(e) if connection_lost(e));
+    let lost = matches!(&result, Err(e) if e.as_ref().is_none_or(connection_lost));
     let result = match result {
-        Err(e) => Err(fail(Stage::Search, ldap_reason(&e))),
-        Ok(r) if r.1.rc == 32 => {
-            Err(fail(Stage::Search, format!("search base {base} not found: {}", result_reason(32, &r.1.text))))
+        Err(None) => Err(fail(Stage::Search, "the server answered a base-scope search with more than one entry")),
+        Err(Some(e)) => Err(fail(Stage::Search, ldap_reason(&e))),
+        Ok((_, r)) if r.rc == 32 => {
+            Err(fail(Stage::Search, format!("search base {base} not found: {}", result_reason(32, &r.text))))
         }
-        Ok(r) if r.1.rc != 0 => {
-            Err(fail(Stage::Search, format!("search of {base}: {}", result_reason(r.1.rc, &r.1.text))))
+        Ok((_, r)) if r.rc != 0 => {
+            Err(fail(Stage::Search, format!("search of {base}: {}", result_reason(r.rc, &r.text))))
         }
-        Ok(r) => {
-            if r.0.is_empty() {
+        Ok((entries, _)) => {
+            if entries == 0 {
                 // The base exists (rc 0) but its entry is not readable by this identity (an ACL with `search`
                 // but not `read` on it): Postfix's subtree searches below it still work.
                 let note = format!("base {base} answered with no entry: readable? canaries tell");
@@ -397,6 +406,27 @@ async fn search_base(
         }
     };
     (result, lost)
+}
+
+/// A base-scope search of `base` asking for no attribute: how many entries came (0 or 1), and the result.
+/// A second entry is no answer a working server gives (`Err(None)`): it is not read further, so a server that
+/// streams entries without end holds nothing.
+async fn base_search(
+    ldap: &mut ldap3::Ldap,
+    base: &str,
+) -> Result<(usize, ldap3::LdapResult), Option<ldap3::LdapError>> {
+    let mut stream = ldap.streaming_search(base, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await?;
+    let mut entries = 0;
+    while let Some(item) = stream.next().await? {
+        if item.is_ref() || item.is_intermediate() {
+            continue;
+        }
+        entries += 1;
+        if entries > 1 {
+            return Err(None);
+        }
+    }
+    Ok((entries, stream.finish().await))
 }
 
 #[cfg(test)]

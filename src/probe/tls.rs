@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -24,10 +25,11 @@ const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Where the verdict on the server certificate is written during the handshake.
 pub type CertNote = Arc<Mutex<Option<String>>>;
 
-/// Build the client configuration for `tls`. Errors are one line naming the file at fault.
-pub fn client_config(tls: &TlsParams, note: CertNote) -> Result<Arc<ClientConfig>, String> {
+/// Build the client configuration for `tls`, reading its files by `until` (see [`crate::file`]). Errors are one
+/// line naming the file at fault.
+pub fn client_config(tls: &TlsParams, note: CertNote, until: Instant) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = load_roots(tls)?;
+    let roots = load_roots(tls, until)?;
     let webpki = if roots.is_empty() {
         None
     } else {
@@ -48,11 +50,13 @@ pub fn client_config(tls: &TlsParams, note: CertNote) -> Result<Arc<ClientConfig
         .with_custom_certificate_verifier(verifier);
     let config = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("cannot read tls_cert {}: {e}", cert.display()))?;
-            let key =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read tls_key {}: {e}", key.display()))?;
+            let cert_pem = read(cert, "tls_cert", until)?;
+            let chain = CertificateDer::pem_slice_iter(&cert_pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("cannot read tls_cert {}: {}", cert.display(), pem_reason(&e)))?;
+            let key_pem = read(key, "tls_key", until)?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| format!("cannot read tls_key {}: {}", key.display(), pem_reason(&e)))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| format!("tls_cert/tls_key: {e}"))?
         }
         _ => builder.with_no_client_auth(),
@@ -60,34 +64,37 @@ pub fn client_config(tls: &TlsParams, note: CertNote) -> Result<Arc<ClientConfig
     Ok(Arc::new(config))
 }
 
-fn load_roots(tls: &TlsParams) -> Result<RootCertStore, String> {
+/// The bytes of a file a `tls_*` parameter names.
+fn read(file: &Path, what: &str, until: Instant) -> Result<Vec<u8>, String> {
+    crate::file::read(file, until).map_err(|e| format!("cannot read {what} {}: {e}", file.display()))
+}
+
+fn load_roots(tls: &TlsParams, until: Instant) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     if let Some(file) = &tls.ca_cert_file {
-        add_pem_file(&mut roots, file, "tls_ca_cert_file")?;
+        add_pem_file(&mut roots, file, "tls_ca_cert_file", until)?;
     }
     if let Some(dir) = &tls.ca_cert_dir {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot read tls_ca_cert_dir {}: {}", dir.display(), short_io(&e)))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_file() {
-                // A hashed OpenSSL directory also holds CRLs and other files: skip what is not a certificate.
-                let _ = add_pem_file(&mut roots, &path, "tls_ca_cert_dir");
-            }
+        let files = crate::file::list_dir(dir, until)
+            .map_err(|e| format!("cannot read tls_ca_cert_dir {}: {e}", dir.display()))?;
+        for path in files {
+            // A hashed OpenSSL directory also holds CRLs and other files: skip what is not a certificate.
+            let _ = add_pem_file(&mut roots, &path, "tls_ca_cert_dir", until);
         }
         if roots.is_empty() {
             return Err(format!("tls_ca_cert_dir {}: no CA certificate found", dir.display()));
         }
     }
     if roots.is_empty() && tls.require_cert && Path::new(SYSTEM_CA_BUNDLE).exists() {
-        add_pem_file(&mut roots, Path::new(SYSTEM_CA_BUNDLE), "the system CA bundle")?;
+        add_pem_file(&mut roots, Path::new(SYSTEM_CA_BUNDLE), "the system CA bundle", until)?;
     }
     Ok(roots)
 }
 
-fn add_pem_file(roots: &mut RootCertStore, file: &Path, what: &str) -> Result<(), String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+fn add_pem_file(roots: &mut RootCertStore, file: &Path, what: &str, until: Instant) -> Result<(), String> {
+    let pem = read(file, what, until)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot read {what} {}: {}", file.display(), pem_reason(&e)))?;
     if certs.is_empty() {
         return Err(format!("{what} {}: no certificate in it", file.display()));
@@ -101,16 +108,8 @@ fn add_pem_file(roots: &mut RootCertStore, file: &Path, what: &str) -> Result<()
 
 fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
     match e {
-        rustls::pki_types::pem::Error::Io(io) => short_io(io),
+        rustls::pki_types::pem::Error::Io(io) => io.to_string(),
         other => format!("{other:?}"),
-    }
-}
-
-fn short_io(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
     }
 }
 
@@ -145,7 +144,10 @@ impl ServerCertVerifier for Verifier {
             Some(v) => match v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
                 Ok(_) => "certificate verified".to_string(),
                 Err(e) if self.require => return Err(e),
-                Err(e) => format!("certificate accepted unverified (tls_require_cert = no): {e}"),
+                Err(e) => format!(
+                    "certificate accepted unverified (tls_require_cert = no): {}",
+                    crate::reason::server_text(&e.to_string())
+                ),
             },
         };
         record(&self.note, text);

@@ -90,9 +90,20 @@ fn map(m: &MapVerdict) -> String {
 /// A canary: `outcome` is `found` (with `value`, what Postfix's lookup returns), `not_found` (550),
 /// `failed` (451, with `reason`), `skipped` (Postfix never queries LDAP for this key, with `reason`) or
 /// `not_run` (no usable server).
+/// The most characters of a canary's value in the JSON document (a big alias or group expands to thousands of
+/// values); a longer value ends in `...`.
+const VALUE_CHARS: usize = 4096;
+
 fn canary(c: &CanaryVerdict) -> String {
+    let shown;
     let (outcome, value, reason) = match &c.outcome {
-        CanaryOutcome::Found(v) => ("found", Some(v.as_str()), None),
+        CanaryOutcome::Found(v) => {
+            shown = match v.char_indices().nth(VALUE_CHARS) {
+                Some((end, _)) => format!("{}...", &v[..end]),
+                None => v.clone(),
+            };
+            ("found", Some(shown.as_str()), None)
+        }
         CanaryOutcome::NotFound => ("not_found", None, None),
         CanaryOutcome::Failed(why) => ("failed", None, Some(why.as_str())),
         CanaryOutcome::Skipped(why) => ("skipped", None, Some(why.as_str())),

@@ -7,9 +7,18 @@ use std::time::Duration;
 use crate::probe::Stage;
 use crate::verdict::{CanaryOutcome, CanaryVerdict, MapVerdict, Report, Role, ServerVerdict, State, Thresholds};
 
+/// The longest first line written, in bytes: Nagios keeps 8 KB of plugin output, some agents 4 KB (NRPE 3's
+/// default `max_output_length` is 4096), and the perfdata after the summary must survive.
+pub const FIRST_LINE_MAX: usize = 4000;
+
 /// The plugin output: `LDAP STATE - summary|perfdata`, then with `verbose >= 1` one line per map and server.
+/// The first line stays under [`FIRST_LINE_MAX`] bytes: a summary too long for it is cut (`...`), never the
+/// perfdata.
 pub fn render(report: &Report, thresholds: &Thresholds, verbose: u8) -> String {
-    let mut out = format!("LDAP {} - {}|{}\n", report.state, one_line(&report.summary()), perfdata(report, thresholds));
+    let head = format!("LDAP {} - ", report.state);
+    let perf = perfdata(report, thresholds);
+    let room = FIRST_LINE_MAX.saturating_sub(head.len() + perf.len() + 2).max(80);
+    let mut out = format!("{head}{}|{perf}\n", cut(&one_line(&report.summary()), room));
     if verbose >= 1 {
         for map in &report.maps {
             long_map(&mut out, map, verbose);
@@ -44,9 +53,22 @@ fn label(name: &str) -> String {
     }
 }
 
-/// Nagios reads one line and treats `|` as the perfdata separator: keep both out of messages.
+/// Nagios reads one line and treats `|` as the perfdata separator: keep both out of messages (newlines become
+/// spaces, other control characters are escaped).
 fn one_line(s: &str) -> String {
-    s.replace(['\n', '\r'], " ").replace('|', "/")
+    crate::reason::one_line(&s.replace(['\n', '\r'], " ").replace('|', "/"))
+}
+
+/// `s` cut to at most `max` bytes (at a character boundary), with `...` when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
 }
 
 fn long_map(out: &mut String, map: &MapVerdict, verbose: u8) {
@@ -164,25 +186,45 @@ mod tests {
     #[test]
     fn first_line_stays_one_line() {
         assert_eq!(one_line("a\nb|c"), "a b/c");
+        assert_eq!(one_line("a\x1b[2Jb\0"), "a\\u{1b}[2Jb\\u{0}");
+    }
+
+    fn map(name: &str, state: State, reason: Option<String>) -> MapVerdict {
+        MapVerdict {
+            name: name.into(),
+            location: name.into(),
+            path: format!("/etc/postfix/{name}").into(),
+            state,
+            reason,
+            base: Some("dc=x".into()),
+            elapsed: Some(Duration::from_micros(1500)),
+            servers: vec![],
+            warnings: vec![],
+            canaries: vec![],
+            used_by: vec![],
+        }
+    }
+
+    #[test]
+    fn a_long_summary_is_cut_and_the_perfdata_kept() {
+        let reason = format!("bind failed: invalid credentials (49): {}", "x".repeat(200));
+        let maps: Vec<_> = (0..100).map(|i| map(&format!("m{i}.cf"), State::Critical, Some(reason.clone()))).collect();
+        let report =
+            Report { state: State::Critical, maps, servers: 100, elapsed: Duration::from_millis(3), threshold: None };
+        let out = render(&report, &Thresholds::default(), 0);
+        let line = out.lines().next().unwrap();
+        assert!(line.len() <= FIRST_LINE_MAX, "{} bytes", line.len());
+        let (summary, perf) = line.split_once('|').unwrap();
+        assert!(summary.starts_with("LDAP CRITICAL - m0.cf: bind failed") && summary.ends_with("..."), "{summary}");
+        assert_eq!(perf, perfdata(&report, &Thresholds::default()));
+        assert!(perf.ends_with(" m99.cf=0.001500s;;;0"));
     }
 
     #[test]
     fn perfdata_has_time_thresholds_and_maps() {
         let report = Report {
             state: State::Ok,
-            maps: vec![MapVerdict {
-                name: "users.cf".into(),
-                location: "users.cf".into(),
-                path: "/etc/postfix/users.cf".into(),
-                state: State::Ok,
-                reason: None,
-                base: Some("dc=x".into()),
-                elapsed: Some(Duration::from_micros(1500)),
-                servers: vec![],
-                warnings: vec![],
-                canaries: vec![],
-                used_by: vec![],
-            }],
+            maps: vec![map("users.cf", State::Ok, None)],
             servers: 1,
             elapsed: Duration::from_micros(4123),
             threshold: None,

@@ -25,7 +25,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 
@@ -144,7 +144,8 @@ pub fn previous_success(text: &str) -> Option<f64> {
 
 /// Write the textfile for `report` to `path`, carrying the last-success time over from the file it replaces.
 pub fn write(path: &Path, report: &Report, finished: SystemTime) -> anyhow::Result<()> {
-    write_atomically(path, &render(report, finished, previous_file_success(path))).context("cannot write")
+    let text = render(report, finished, previous_file_success(path));
+    write_atomically(path, &crate::map::secret::scrub(&text)).context("cannot write")
 }
 
 /// Write the textfile for a check that could not start (exit status 3, no maps): `ldap_health_check_up` has
@@ -154,22 +155,29 @@ pub fn write_unknown(path: &Path, finished: SystemTime) -> anyhow::Result<()> {
     write_atomically(path, &text).context("cannot write")
 }
 
-/// The last-success time in the file at `path`, read only when it is a regular file (a FIFO planted there would
-/// block the check until its deadline had long passed).
+/// The last-success time in the file at `path`, read as every file is ([`crate::file`]: only a regular file, in
+/// a bounded time).
 fn previous_file_success(path: &Path) -> Option<f64> {
-    fs::metadata(path).ok().filter(|m| m.is_file())?;
-    fs::read_to_string(path).ok().and_then(|t| previous_success(&t))
+    let text = crate::file::read(path, Instant::now() + READ_LIMIT).ok()?;
+    previous_success(&String::from_utf8_lossy(&text))
 }
+
+/// How long reading the file being replaced may take: it comes after the verdict.
+const READ_LIMIT: Duration = Duration::from_millis(50);
 
 /// Replace `path` with `text` atomically: write a temporary file in the same directory (`.NAME.PID.NANOS.tmp`,
 /// which the textfile collector ignores: it reads only `*.prom`), sync it, give it mode 0644 whatever the umask
 /// (the collector runs as another user; the file holds no secret), and rename it over `path`. On failure the
-/// temporary file is removed and `path` is left as it was.
+/// temporary file is removed and `path` is left as it was. Only a regular file is replaced: anything else at
+/// `path` (a device, a FIFO, a directory, a symbolic link) is an error and is left as it is.
 ///
 /// The directory may be writable by others (a group shared with node_exporter): the temporary file is created
 /// with `O_CREAT|O_EXCL`, which fails on any existing file or symlink instead of following it, under a name
 /// that is not known in advance.
 pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
+    if let Some(what) = not_replaceable(path) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: not replaced")));
+    }
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?
@@ -192,6 +200,28 @@ pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// What `path` is, when it exists and is not a regular file (`/dev/null` as a textfile must stay a device).
+fn not_replaceable(path: &Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = fs::symlink_metadata(path).ok()?.file_type();
+    let what = if t.is_file() {
+        return None;
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else {
+        "not a regular file"
+    };
+    Some(format!("it is {what}"))
 }
 
 #[cfg(test)]
@@ -276,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fifo_at_the_textfile_path_is_not_read() {
+    fn a_fifo_at_the_textfile_path_is_neither_read_nor_replaced() {
         let dir = scratch_dir("fifo");
         let path = dir.join("ldap.prom");
         let made = std::process::Command::new("mkfifo").arg(&path).status();
@@ -284,10 +314,13 @@ mod tests {
             fs::remove_dir_all(&dir).unwrap();
             return; // no mkfifo: nothing to test
         }
-        // Reading it would block forever (no writer); it is replaced instead.
+        // Reading it would block forever (no writer); replacing it would destroy what someone put there.
         assert_eq!(previous_file_success(&path), None);
-        write_unknown(&path, UNIX_EPOCH).unwrap();
-        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+        let e = write_unknown(&path, UNIX_EPOCH).unwrap_err();
+        assert_eq!(format!("{e:#}"), "cannot write: it is a FIFO: not replaced");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_fifo());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
         fs::remove_dir_all(&dir).unwrap();
     }
 
