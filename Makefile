@@ -23,7 +23,7 @@ BIN := target/release/ldap-health-check
 
 # Debian packages the tests use: a real slapd and its tools, Postfix's own postmap as the oracle,
 # the peers for benchmarks, and what the systemd sandbox needs.
-TEST_DEPS := slapd ldap-utils openssl postfix postfix-ldap util-linux iproute2 procps systemd python3 man-db
+TEST_DEPS := slapd ldap-utils openssl postfix postfix-ldap util-linux iproute2 procps systemd python3 man-db strace
 BENCH_DEPS := $(TEST_DEPS) monitoring-plugins-standard hyperfine time libnet-ldap-perl
 DEMO_DEPS := slapd ldap-utils openssl
 

@@ -699,3 +699,156 @@ fn server_restarted_between_two_checks_in_loop_mode() {
         successes(&out)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Files that are not what they claim to be, and log sinks that stop reading (issue 10): each is named in one
+// line, within the deadline, and never holds the check.
+
+/// Make a FIFO at `path` (nobody ever writes to it: a read would wait forever).
+fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn hostile_files() {
+    let s = Slapd::shared();
+    let d = TempDir::new();
+    let fifo = d.join("fifo");
+    mkfifo(&fifo);
+    let fifo_s = fifo.to_str().unwrap();
+    let regular = d.write("plain.txt", "not a directory\n");
+    let ca = s.get("CA_FILE").to_string();
+    let ldaps = |extra: &str| map_body(&s.ldaps_url(), &format!("bind = no\n{extra}"));
+    let starttls = |extra: &str| map_body(&s.ldap_url(), &format!("bind = no\nstart_tls = yes\n{extra}"));
+    let cases = [
+        Fault::new("map is a FIFO", fifo.clone(), 3, "a FIFO (named pipe), not a regular file", None),
+        Fault::new("map is /dev/zero", "/dev/zero".into(), 3, "a character device, not a regular file", None),
+        Fault::new("map is /dev/urandom", "/dev/urandom".into(), 3, "a character device, not a regular file", None),
+        Fault::new("map is a directory", d.path().to_path_buf(), 3, "a directory, not a regular file", None),
+        Fault::new(
+            "tls_ca_cert_file is a FIFO (ldaps)",
+            d.write("ca-fifo.cf", &ldaps(&format!("tls_ca_cert_file = {fifo_s}\n"))),
+            2,
+            "cannot read tls_ca_cert_file",
+            Some("tls"),
+        )
+        .detail("a FIFO (named pipe), not a regular file"),
+        Fault::new(
+            "tls_ca_cert_file is /dev/zero (STARTTLS)",
+            d.write("ca-zero.cf", &starttls("tls_ca_cert_file = /dev/zero\ntls_require_cert = yes\n")),
+            2,
+            "a character device, not a regular file",
+            Some("tls"),
+        ),
+        Fault::new(
+            "tls_ca_cert_dir is a regular file",
+            d.write("ca-dir.cf", &ldaps(&format!("tls_ca_cert_dir = {}\n", regular.display()))),
+            2,
+            "a regular file, not a directory",
+            Some("tls"),
+        ),
+        Fault::new(
+            "tls_key is a FIFO",
+            d.write(
+                "key-fifo.cf",
+                &starttls(&format!(
+                    "tls_ca_cert_file = {ca}\ntls_cert = {}\ntls_key = {fifo_s}\n",
+                    s.get("CLIENT_CERT")
+                )),
+            ),
+            2,
+            "cannot read tls_key",
+            Some("tls"),
+        ),
+        Fault::new(
+            "a domain file is /dev/urandom",
+            d.write(
+                "domain-urandom.cf",
+                &map_body(&s.ldap_url(), "bind = no\ndomain = /dev/urandom\nhealth_check_key = a@example.com\n"),
+            ),
+            3,
+            "domain: open file /dev/urandom: a character device",
+            None,
+        ),
+    ];
+    for f in &cases {
+        check(f);
+    }
+}
+
+/// `--prometheus-textfile` naming a device or a FIFO: a warning, and the thing is left as it is (run as root,
+/// the old code turned a device into a regular file).
+#[test]
+fn textfile_that_is_not_a_regular_file_is_left_alone() {
+    let s = Slapd::shared();
+    let d = TempDir::new();
+    let map = d.write("ok.cf", &map_body(&s.ldap_url(), "bind = no\n"));
+    let fifo = d.join("fifo.prom");
+    mkfifo(&fifo);
+    let mut targets = vec![(fifo.clone(), "a FIFO")];
+    let device = d.join("null.prom");
+    // A character device of our own (the same as /dev/null), where root can make one.
+    if is_root() && Command::new("mknod").arg(&device).args(["c", "1", "3"]).status().is_ok_and(|st| st.success()) {
+        targets.push((device, "a character device"));
+    }
+    for (target, what) in targets {
+        let args = [
+            "--once".to_string(),
+            "-f".into(),
+            map.to_str().unwrap().into(),
+            "--prometheus-textfile".into(),
+            target.to_str().unwrap().into(),
+        ];
+        let r = run_command(Command::new(bin()).args(&args), None, RUN_TIMEOUT);
+        assert_eq!(r.code, 0, "{what}: {r:?}");
+        assert!(r.stderr.contains(&format!("it is {what}: not replaced")), "{what}: {}", r.stderr);
+        let kind = fs::symlink_metadata(&target).unwrap().file_type();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(kind.is_fifo() || kind.is_char_device(), "{what} was replaced: {kind:?}");
+        eprintln!(
+            "fault matrix: textfile is {what:<32} OK       left as it is  {:>6.0} ms",
+            r.elapsed.as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// A syslog daemon that stops reading (nothing drains its socket; the kernel queues a few datagrams): `--once`
+/// still exits at once after its verdict, and the loop keeps checking, each time, instead of stopping after ten.
+#[test]
+fn syslog_that_stops_reading() {
+    let s = Slapd::shared();
+    let d = TempDir::new();
+    let Some(syslog) = FakeSyslog::start(d.path()) else {
+        eprintln!("syslog_that_stops_reading: no private mount namespace (needs root and unshare): skipped");
+        return;
+    };
+    let map = d.write("ok.cf", &map_body(&s.ldap_url(), "bind = no\n"));
+    let map_s = map.to_str().unwrap().to_string();
+    // Fill the queue: a loop that logs every check, at 5 ms intervals, for a while.
+    let args: Vec<String> = ["--syslog", "-v", "--debug", "--format", "json", "--interval", "0.005", "-f", &map_s]
+        .map(String::from)
+        .to_vec();
+    let mut child = Looping(syslog.wrap(&bin(), &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    let mut out = String::new();
+    child.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    child.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let checks = out.lines().filter(|l| l.starts_with('{')).count();
+    assert!(checks > 50, "the loop stopped after {checks} checks (syslog blocked it?)\nstderr: {err}");
+    assert_eq!(err.matches("the syslog daemon is not taking messages").count(), 1, "reported once:\n{err}");
+    eprintln!("fault matrix: syslog stops reading (loop, 2 s)            {checks} checks, the drop reported once");
+    // The queue is still full: a one-shot check exits after its verdict, without waiting.
+    let once: Vec<String> = ["--once", "--syslog", "-v", "-f", &map_s].map(String::from).to_vec();
+    let r = run_command(&mut syslog.wrap(&bin(), &once), None, RUN_TIMEOUT);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.starts_with("LDAP OK - "), "{r:?}");
+    assert!(r.elapsed < DEFAULT_DEADLINE, "--once waited {:?} for syslog", r.elapsed);
+    eprintln!(
+        "fault matrix: syslog stops reading (--once)       OK       {:>6.0} ms",
+        r.elapsed.as_secs_f64() * 1000.0
+    );
+    drop(syslog);
+}

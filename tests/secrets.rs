@@ -10,7 +10,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -19,6 +18,28 @@ use common::*;
 
 /// A distinctive wrong password (never sent successfully).
 const WRONG_PW: &str = "Wr0ng-S3cret-Pa55-q7";
+
+/// A password on an indented `bind_pw` line (Postfix folds it into the parameter above). No dots: in a DNS
+/// query it would appear as it is.
+const FOLD_PW: &str = "FoldedPw4812q";
+
+/// Maps whose `bind_pw` line is indented under each parameter that matters: the password becomes part of
+/// the server list, the base, the bind DN, the filter.
+fn folded_maps(s: &Slapd, d: &TempDir) -> Vec<(&'static str, PathBuf)> {
+    let (url, dn) = (s.ldap_url(), s.get("SERVICE_DN"));
+    let base = "ou=people,dc=example,dc=com";
+    let pw = format!("  bind_pw = {FOLD_PW}\n");
+    let rest = "query_filter = (mail=%s)\nresult_attribute = mail\nhealth_check_key = user0001@example.com\n";
+    [
+        ("server_host", format!("server_host = {url}\n{pw}search_base = {base}\nbind_dn = {dn}\n{rest}")),
+        ("search_base", format!("server_host = {url}\nsearch_base = {base}\n{pw}bind_dn = {dn}\n{rest}")),
+        ("bind_dn", format!("server_host = {url}\nsearch_base = {base}\nbind_dn = {dn}\n{pw}{rest}")),
+        ("query_filter", format!("server_host = {url}\nsearch_base = {base}\nbind_dn = {dn}\nquery_filter = (mail=%s)\n{pw}result_attribute = mail\n")),
+    ]
+    .into_iter()
+    .map(|(param, text)| (param, d.write(&format!("folded-{param}.cf"), &text)))
+    .collect()
+}
 
 fn map_body(server_host: &str, extra: &str) -> String {
     format!(
@@ -29,46 +50,6 @@ fn map_body(server_host: &str, extra: &str) -> String {
 
 fn bind_as(dn: &str, pw: &str) -> String {
     format!("bind = yes\nbind_dn = {dn}\nbind_pw = {pw}\n")
-}
-
-/// Where the runs' syslog messages arrive, and how to run the binary so that they do.
-struct Syslog {
-    socket: UnixDatagram,
-    path: PathBuf,
-}
-
-impl Syslog {
-    /// A listening socket in `dir`, if a private mount namespace can be made here (root, util-linux).
-    fn start(dir: &Path) -> Option<Syslog> {
-        let ok = Command::new("unshare").args(["-m", "true"]).status().is_ok_and(|s| s.success());
-        if !ok {
-            return None;
-        }
-        let path = dir.join("log.sock");
-        let socket = UnixDatagram::bind(&path).expect("bind the syslog socket");
-        socket.set_nonblocking(true).unwrap();
-        Some(Syslog { socket, path })
-    }
-
-    /// The command line that runs `bin args...` with /dev/log being our socket.
-    fn wrap(&self, bin: &Path, args: &[String]) -> Command {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["-m", "sh", "-c", "mount -t tmpfs -o size=16k,mode=755 lhc-dev /dev && touch /dev/log && mount --bind \"$0\" /dev/log && exec \"$@\""])
-            .arg(&self.path)
-            .arg(bin)
-            .args(args);
-        cmd
-    }
-
-    /// The messages received since the last call (each run's are queued by the time it exits).
-    fn drain(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 65536];
-        while let Ok(n) = self.socket.recv(&mut buf) {
-            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        out
-    }
 }
 
 /// One scenario: a map (or none: its path is given as is) and extra options.
@@ -85,7 +66,7 @@ fn scenario(name: &'static str, map: PathBuf, args: &[&'static str]) -> Scenario
 }
 
 /// Every verbosity and format, for one scenario; returns how many runs were made.
-fn run_all(sc: &Scenario, syslog: Option<&Syslog>, dir: &Path, secrets: &[&str]) -> usize {
+fn run_all(sc: &Scenario, syslog: Option<&FakeSyslog>, dir: &Path, secrets: &[&str]) -> usize {
     let textfile = dir.join("metrics.prom");
     let verbosities: [&[&str]; 4] = [&[], &["-v"], &["-vv"], &["--debug"]];
     let formats: &[&str] = if sc.query.is_some() { &["nagios"] } else { &["nagios", "json"] };
@@ -122,7 +103,7 @@ fn run_all(sc: &Scenario, syslog: Option<&Syslog>, dir: &Path, secrets: &[&str])
             let what = format!("{} {}", sc.name, args.join(" "));
             assert!(!r.timed_out, "{what}: still running after {RUN_TIMEOUT:?}");
             assert!(r.code <= 3 && !r.stderr.contains("panicked"), "{what}: exit {}\n{}{}", r.code, r.stdout, r.stderr);
-            let logged = syslog.map(Syslog::drain).unwrap_or_default();
+            let logged = syslog.map(FakeSyslog::drain).unwrap_or_default();
             // --query behaves like `postmap -q`: it prints the value and logs nothing.
             if let Some(s) = syslog.filter(|_| sc.query.is_none()) {
                 assert!(!logged.is_empty(), "{what}: nothing reached syslog ({}): {}", s.path.display(), r.stderr);
@@ -149,13 +130,13 @@ fn run_all(sc: &Scenario, syslog: Option<&Syslog>, dir: &Path, secrets: &[&str])
 fn no_output_shows_a_bind_password() {
     let s = Slapd::shared();
     let d = TempDir::new();
-    let syslog = Syslog::start(d.path());
+    let syslog = FakeSyslog::start(d.path());
     if syslog.is_none() {
         eprintln!("secrets: no private mount namespace (needs root and unshare): syslog not checked");
     }
     let (service_dn, service_pw) = (s.get("SERVICE_DN"), s.get("SERVICE_PW"));
     let (nobody_dn, nobody_pw) = (s.get("NOBODY_DN"), s.get("NOBODY_PW"));
-    let secrets = [service_pw, WRONG_PW, nobody_pw];
+    let secrets = [service_pw, WRONG_PW, nobody_pw, FOLD_PW];
     let service = bind_as(service_dn, service_pw);
     let wrong = bind_as(service_dn, WRONG_PW);
     let ca = s.get("CA_FILE");
@@ -244,8 +225,10 @@ fn no_output_shows_a_bind_password() {
             ..scenario("--query, wrong password", d.join("badpw.cf"), &[])
         },
     ];
+    let folded = folded_maps(s, &d);
+    let folded: Vec<Scenario> = folded.iter().map(|(_, map)| scenario("indented bind_pw", map.clone(), &[])).collect();
     let mut runs = 0;
-    for sc in &scenarios {
+    for sc in scenarios.iter().chain(&folded) {
         runs += run_all(sc, syslog.as_ref(), d.path(), &secrets);
     }
     // Loop mode (the old daemon's shape), ending at its first failing check.
@@ -259,10 +242,67 @@ fn no_output_shows_a_bind_password() {
     }
     eprintln!(
         "secrets: {runs} runs of {} scenarios, syslog {}checked",
-        scenarios.len(),
+        scenarios.len() + folded.len(),
         if syslog.is_some() { "" } else { "NOT " }
     );
     assert!(runs >= 100, "{runs}");
     std::thread::sleep(Duration::from_millis(1)); // keep the FakeServers alive to here
     drop((refused, silent, tls_silent));
+}
+
+/// An indented `bind_pw` line: the check says where and what Postfix makes of it (the map is at least
+/// WARNING; with the password gone, the service account's bind fails: CRITICAL), and the password reaches no
+/// name lookup and no other server: strace sees every socket call with its bytes, and the only sends that
+/// hold it go to the LDAP server itself (Postfix sends it there too, as part of the DN or filter it folds it
+/// into).
+#[test]
+fn an_indented_bind_pw_is_reported_and_never_resolved() {
+    let s = Slapd::shared();
+    let d = TempDir::new();
+    let strace = Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
+    for (param, map) in folded_maps(s, &d) {
+        let r = run(&["--once", "-f", map.to_str().unwrap()], &[]);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(!all.contains(FOLD_PW), "{param}: the password leaked: {all}");
+        assert!(
+            all.contains(&format!("the bind_pw line is indented: Postfix reads it as part of {param}")),
+            "{param}: {all}"
+        );
+        assert!(r.code == 1 || r.code == 2, "{param}: {all}");
+        if !strace {
+            eprintln!("secrets: strace is not installed: the name lookups were not watched");
+            continue;
+        }
+        let log = d.join(format!("strace-{param}.txt"));
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-s", "4096", "-e", "trace=network", "-o"]).arg(&log).arg(bin());
+        cmd.args(["--once", "-f", map.to_str().unwrap()]);
+        let t = run_command(&mut cmd, None, RUN_TIMEOUT);
+        assert!(t.code == 1 || t.code == 2, "{param} under strace: {t:?}");
+        let calls = fs::read_to_string(&log).unwrap();
+        let ldap_port = format!("htons({})", s.ldap_url().rsplit(':').next().unwrap());
+        assert!(calls.contains(&ldap_port), "{param}: strace saw no connection to the server:\n{calls}");
+        // (pid, fd) -> the port it is connected to.
+        let mut peers = std::collections::HashMap::new();
+        for line in calls.lines() {
+            let mut words = line.split_whitespace();
+            let pid = words.next().unwrap_or("");
+            let call = words.next().unwrap_or("");
+            let fd = call.split_once('(').map(|(_, rest)| rest.split(',').next().unwrap_or("")).unwrap_or("");
+            if call.starts_with("connect(") {
+                let port = line.split("htons(").nth(1).and_then(|r| r.split(')').next()).unwrap_or("unix");
+                assert_ne!(port, "53", "{param}: a name lookup went out:\n{calls}");
+                peers.insert((pid.to_string(), fd.to_string()), port.to_string());
+            }
+            if line.contains(FOLD_PW) {
+                assert!(!line.contains("htons(53)"), "{param}: the password went to a name server:\n{line}");
+                let port = peers.get(&(pid.to_string(), fd.to_string()));
+                assert_eq!(
+                    port.map(|p| format!("htons({p})")),
+                    Some(ldap_port.clone()),
+                    "{param}: the password went out, not to the LDAP server:\n{line}"
+                );
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@ use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -843,4 +844,51 @@ pub fn postmap_query_fast(map: &Path, key: &str) -> Run {
 pub fn age_file(path: &Path) {
     let past = std::time::SystemTime::now() - Duration::from_secs(3600);
     fs::File::options().write(true).open(path).unwrap().set_modified(past).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syslog
+
+/// A syslog daemon of our own: a datagram socket that the binary finds at /dev/log when run through
+/// [`FakeSyslog::wrap`] (a private mount namespace where /dev is a small tmpfs), so tests never touch the
+/// machine's /dev/log. Nothing reads it until [`FakeSyslog::drain`]: the kernel queues a few datagrams, then a
+/// blocking sender would wait (what a syslog daemon that stopped reading does).
+pub struct FakeSyslog {
+    /// The path of the socket, bound over /dev/log in the runs' mount namespace.
+    pub path: PathBuf,
+    socket: UnixDatagram,
+}
+
+impl FakeSyslog {
+    /// A listening socket in `dir`, if a private mount namespace can be made here (root, util-linux).
+    pub fn start(dir: &Path) -> Option<FakeSyslog> {
+        let ok = Command::new("unshare").args(["-m", "true"]).status().is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        let path = dir.join("log.sock");
+        let socket = UnixDatagram::bind(&path).expect("bind the syslog socket");
+        socket.set_nonblocking(true).unwrap();
+        Some(FakeSyslog { socket, path })
+    }
+
+    /// The command line that runs `bin args...` with /dev/log being our socket.
+    pub fn wrap(&self, bin: &Path, args: &[String]) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "sh", "-c", "mount -t tmpfs -o size=16k,mode=755 lhc-dev /dev && touch /dev/log && mount --bind \"$0\" /dev/log && exec \"$@\""])
+            .arg(&self.path)
+            .arg(bin)
+            .args(args);
+        cmd
+    }
+
+    /// The messages received since the last call (each run's are queued by the time it exits).
+    pub fn drain(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
 }
