@@ -36,8 +36,8 @@ done
 hyperfine -N -w 20 -r "$RUNS" --export-json "$WORK/h.json" \
     -n "check dynamic" "$DYN --once -f $WORK/map.cf" \
     -n "check static" "$STA --once -f $WORK/map.cf" \
-    -n "--version dynamic" "$DYN --version" \
-    -n "--version static" "$STA --version" \
+    -n "version dynamic" "$DYN --version" \
+    -n "version static" "$STA --version" \
     -n "/bin/true" "/bin/true" >&2
 
 rss() {  # median peak RSS in kB of RSS_RUNS checks
@@ -57,7 +57,7 @@ med = lambda n: statistics.median(r[n]["times"]) * 1000
 print(f"| {runs} runs each, medians | dynamic (shipped) | static-pie (not shipped) |")
 print("|---|---:|---:|")
 print(f"| check (--once, bind + base search) | {med('check dynamic'):.2f} ms | {med('check static'):.2f} ms |")
-print(f"| --version | {med('--version dynamic'):.2f} ms | {med('--version static'):.2f} ms |")
+print(f"| --version | {med('version dynamic'):.2f} ms | {med('version static'):.2f} ms |")
 print(f"| /bin/true (floor) | {med('/bin/true'):.2f} ms | |")
 print(f"| peak RSS of a check | {int(rd)/1024:.2f} MB | {int(rs)/1024:.2f} MB |")
 print(f"| file size | {os.path.getsize(dyn)/1e6:.2f} MB | {os.path.getsize(sta)/1e6:.2f} MB |")
