@@ -130,7 +130,11 @@ fn input_series(text: &str, start: u64, steps: u64, running: bool) -> String {
         } else {
             format!("{}x{steps}", x.value)
         };
-        out.push_str(&format!("      - series: {}\n        values: {}\n", yq(&selector(&x.name, &x.labels)), yq(&values)));
+        out.push_str(&format!(
+            "      - series: {}\n        values: {}\n",
+            yq(&selector(&x.name, &x.labels)),
+            yq(&values)
+        ));
     }
     out
 }
@@ -169,7 +173,11 @@ fn alert(labels: &[(String, String)], summary: &str, description: &str) -> Strin
 
 /// One `alert_rule_test` entry.
 fn expect(at: &str, name: &str, alerts: &[String]) -> String {
-    let body = if alerts.is_empty() { "        exp_alerts: []\n".to_string() } else { format!("        exp_alerts:\n{}", alerts.concat()) };
+    let body = if alerts.is_empty() {
+        "        exp_alerts: []\n".to_string()
+    } else {
+        format!("        exp_alerts:\n{}", alerts.concat())
+    };
     format!("      - eval_time: {at}\n        alertname: {name}\n{body}")
 }
 
@@ -220,11 +228,8 @@ fn prometheus_rules_fire_on_real_textfiles() {
     };
 
     // expected alerts, with their annotations rendered (promtool compares both)
-    let unusable = with(&[
-        ("alertname", "PostfixLdapMapUnusable".into()),
-        ("map", map_s.into()),
-        ("severity", "critical".into()),
-    ]);
+    let unusable =
+        with(&[("alertname", "PostfixLdapMapUnusable".into()), ("map", map_s.into()), ("severity", "critical".into())]);
     let unusable_alert = alert(
         &unusable,
         &format!("Postfix LDAP map {map_s} unusable on mx1.example.com:9100"),
@@ -283,15 +288,17 @@ fn prometheus_rules_fire_on_real_textfiles() {
     let none_but = |at: &str, firing: &[(&str, &String)]| -> String {
         all.iter()
             .map(|a| {
-                let alerts: Vec<String> =
-                    firing.iter().filter(|(n, _)| n == a).map(|(_, s)| (*s).clone()).collect();
+                let alerts: Vec<String> = firing.iter().filter(|(n, _)| n == a).map(|(_, s)| (*s).clone()).collect();
                 expect(at, a, &alerts)
             })
             .collect()
     };
 
     let hand = |series: &str, values: &str| format!("      - series: {}\n        values: {}\n", yq(series), yq(values));
-    let mut t = format!("rule_files:\n  - {}\nevaluation_interval: {STEP}s\ntests:\n", yq(&repo_root().join(RULES).to_string_lossy()));
+    let mut t = format!(
+        "rule_files:\n  - {}\nevaluation_interval: {STEP}s\ntests:\n",
+        yq(&repo_root().join(RULES).to_string_lossy())
+    );
     // 1 healthy, checks every 30 s for 10 min: nothing fires
     t += &format!(
         "  - name: healthy\n    interval: {STEP}s\n    input_series:\n{}    alert_rule_test:\n{}{}",
@@ -335,7 +342,11 @@ fn prometheus_rules_fire_on_real_textfiles() {
     t += &format!(
         "  - name: certificate expiring soon\n    interval: 1m\n    input_series:\n{}    alert_rule_test:\n{}",
         hand(&cert_series, &format!("{}x180", 86400 + 2 * 3600)),
-        expect("2h", "PostfixLdapCertificateExpiring", &[cert("critical", "1d 0h 0m 0s"), cert("warning", "1d 0h 0m 0s")]),
+        expect(
+            "2h",
+            "PostfixLdapCertificateExpiring",
+            &[cert("critical", "1d 0h 0m 0s"), cert("warning", "1d 0h 0m 0s")]
+        ),
     );
     t += &format!(
         "  - name: postfix stopped by the check\n    interval: {STEP}s\n    input_series:\n{}{}    alert_rule_test:\n{}{}{}",
@@ -404,7 +415,10 @@ fn icinga2_checkcommand_validates() {
         let l = line.trim();
         if let Some(opt) = l.strip_prefix('"').and_then(|r| r.split_once("\" = {")).map(|(o, _)| o) {
             n += 1;
-            assert!(help.contains(&format!("{opt} ")) || help.contains(&format!("{opt},")), "{opt} is not an option:\n{help}");
+            assert!(
+                help.contains(&format!("{opt} ")) || help.contains(&format!("{opt},")),
+                "{opt} is not an option:\n{help}"
+            );
         }
     }
     assert_eq!(n, 7, "arguments found in {ICINGA}");
@@ -448,10 +462,8 @@ fn nrpe_commands_run_against_a_real_slapd() {
     assert_eq!(commands.len(), 2, "{NRPE}: {commands:?}");
     for (name, cmd) in commands {
         // NRPE splits on blanks and runs the program (no shell in these lines)
-        let argv: Vec<String> = cmd
-            .split_whitespace()
-            .map(|a| a.replace("/etc/postfix/", &format!("{dir}/")))
-            .collect();
+        let argv: Vec<String> =
+            cmd.split_whitespace().map(|a| a.replace("/etc/postfix/", &format!("{dir}/"))).collect();
         assert_eq!(argv[0], "/usr/sbin/ldap-health-check", "{name}: the package's path");
         let mut c = Command::new(bin());
         c.args(&argv[1..]).env("MAIL_CONFIG", &dir);

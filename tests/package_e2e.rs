@@ -307,7 +307,11 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
     );
     let stopped_metric = || sb.sh(&format!("cat {prom_postfix} 2>/dev/null || :"));
     assert!(wait_for(Duration::from_secs(5), || stopped_metric().contains("\nldap_health_check_postfix_stopped 0\n")));
-    eprintln!("pkg-e2e: enable --now -> start latch after {:.2} s; {prom_postfix}:\n{}", t0.elapsed().as_secs_f64(), stopped_metric());
+    eprintln!(
+        "pkg-e2e: enable --now -> start latch after {:.2} s; {prom_postfix}:\n{}",
+        t0.elapsed().as_secs_f64(),
+        stopped_metric()
+    );
     let textfile = sb.sh(&format!("cat {prom}"));
     assert!(textfile.contains("ldap_health_check_up{map=\"/etc/postfix/ldap-users.cf\"} 1\n"), "{textfile}");
     assert_eq!(sb.prop(DAEMON, "MainPID"), postfix_pid, "a passing check touched postfix");
@@ -344,11 +348,8 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
         assert_eq!(active, "inactive", "{u} still {active} after purge");
     }
     let left: Vec<&String> = files.iter().filter(|f| !f.is_empty()).collect();
-    let check = left
-        .iter()
-        .map(|f| format!("[ -d {0} ] || ! [ -e {0} ] || echo {0}", shq(f)))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let check =
+        left.iter().map(|f| format!("[ -d {0} ] || ! [ -e {0} ] || echo {0}", shq(f))).collect::<Vec<_>>().join("; ");
     let remaining = sb.sh(&check);
     assert!(remaining.trim().is_empty(), "files of the package left after purge:\n{remaining}");
     let dirs = sb.sh("ls -d /usr/share/ldap-health-check /usr/share/doc/ldap-health-check 2>/dev/null || :");
