@@ -232,6 +232,14 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
     let work = tmp_root().join(format!("{name}-work"));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).unwrap();
+    // removed however the test ends (declared before the sandbox: dropped after it)
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(work.clone());
     let t0 = Instant::now();
     // under target/tmp, not /tmp: the sandbox's /tmp is its own tmpfs, the rest of / is the host's (read-only
     // through the overlay)
@@ -368,5 +376,4 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
         t_all.elapsed().as_secs_f64()
     );
     drop(sb);
-    let _ = fs::remove_dir_all(&work);
 }
