@@ -23,11 +23,17 @@ BIN := target/release/ldap-health-check
 
 # Debian packages the tests use: a real slapd and its tools, Postfix's own postmap as the oracle,
 # the peers for benchmarks, and what the systemd sandbox needs.
-TEST_DEPS := slapd ldap-utils openssl postfix postfix-ldap util-linux iproute2 procps systemd python3 man-db strace
+TEST_DEPS := slapd ldap-utils openssl postfix postfix-ldap util-linux iproute2 procps systemd python3 man-db strace \
+             dpkg-dev icinga2-bin
 BENCH_DEPS := $(TEST_DEPS) monitoring-plugins-standard hyperfine time libnet-ldap-perl
 DEMO_DEPS := slapd ldap-utils openssl
 
 .PHONY: all build release check test test-deps lint demo bench fuzz install uninstall clean
+
+# promtool (tests/contrib.rs) is only a part of Debian's prometheus package, which installs 332 MB (a server and its
+# web UI's JavaScript) and a daemon: take the one static binary out of the package instead, into target/tools
+# (apt-get download: 19 MB, no install, nothing started). PROMTOOL=/usr/bin/promtool if prometheus is installed.
+PROMTOOL := target/tools/promtool
 
 all: release
 
@@ -41,6 +47,7 @@ $(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 
 test-deps:
 	scripts/install-deps.sh $(TEST_DEPS)
+	$(MAKE) --no-print-directory $(PROMTOOL)
 
 check:
 	$(CARGO) test --locked --all-targets -- --test-threads=4
@@ -85,9 +92,10 @@ UNIT_FILES := ldap-health-check.timer ldap-health-check.path \
 EXAMPLE_ENV := examples/ldap-health-check.default
 LIVE_SYSTEMD = [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]
 
-.PHONY: install-bin install-units install-doc uninstall-bin uninstall-units uninstall-doc
+.PHONY: install-bin install-units install-doc install-contrib uninstall-bin uninstall-units uninstall-doc \
+        uninstall-contrib
 
-install: install-bin install-units install-doc install-man install-completions
+install: install-bin install-units install-doc install-man install-completions install-contrib
 	if $(LIVE_SYSTEMD); then systemctl daemon-reload; fi
 
 # Over a live install the timer may start a check at any moment: the new binary is written beside the old one
@@ -110,7 +118,7 @@ install-units:
 install-doc:
 	$(INSTALL) -Dm644 units/ldap-health-check.default $(DESTDIR)$(DOCDIR)/$(EXAMPLE_ENV)
 
-uninstall: uninstall-units uninstall-bin uninstall-doc uninstall-man uninstall-completions
+uninstall: uninstall-units uninstall-bin uninstall-doc uninstall-man uninstall-completions uninstall-contrib
 	if $(LIVE_SYSTEMD); then systemctl daemon-reload; fi
 
 # A running check is left to finish: stopping it would count as a failed check and stop Postfix.
@@ -164,3 +172,61 @@ uninstall-man:
 uninstall-completions:
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/ldap-health-check $(DESTDIR)$(ZSHCOMPDIR)/_ldap-health-check \
 	      $(DESTDIR)$(FISHCOMPDIR)/ldap-health-check.fish
+
+# ---- fleet files (contrib/) ---------------------------------------------------------------------------------
+# The Icinga 2 CheckCommand, NRPE commands and Prometheus alert rules, under $(CONTRIBDIR), with the binary's
+# path substituted. Validated by tests/contrib.rs (icinga2 daemon -C, promtool check/test rules, the NRPE
+# commands run against a real slapd).
+CONTRIBDIR ?= $(DATADIR)/ldap-health-check
+CONTRIB_FILES := icinga2/ldap-health-check.conf nrpe/ldap-health-check.cfg prometheus/ldap-health-check.rules.yml
+
+install-contrib:
+	for f in $(CONTRIB_FILES); do \
+	  $(INSTALL) -d $(DESTDIR)$(CONTRIBDIR)/$$(dirname $$f) && \
+	  sed -e 's|/usr/sbin/ldap-health-check|$(BINDIR)/ldap-health-check|g' contrib/$$f > $(DESTDIR)$(CONTRIBDIR)/$$f && \
+	  chmod 644 $(DESTDIR)$(CONTRIBDIR)/$$f || exit 1; \
+	done
+
+uninstall-contrib:
+	rm -f $(addprefix $(DESTDIR)$(CONTRIBDIR)/,$(CONTRIB_FILES))
+	rmdir $(addprefix $(DESTDIR)$(CONTRIBDIR)/,icinga2 nrpe prometheus) $(DESTDIR)$(CONTRIBDIR) 2>/dev/null || :
+
+# ---- Debian package ------------------------------------------------------------------------------------------
+#   make deb      target/deb/ldap-health-check_VERSION_ARCH.deb from `make install DESTDIR=...` (scripts/deb.sh),
+#                 with the dynamically linked release build: it resolves names through the system's NSS as every
+#                 other program does. Needs dpkg-dev only (installed when missing).
+#   make static   a glibc static-pie build, in its own directory (the normal build is not touched), for `make
+#                 bench` only: NOT for the package. glibc's getaddrinfo in a static binary dlopens the system's
+#                 NSS modules (libnss_myhostname, _resolve, _mdns4_minimal...) together with a second libc, and
+#                 crashed here (SIGSEGV, exit 139: a failed check, so Postfix stopped) with `hosts: myhostname`,
+#                 glibc 2.36-9+deb12u14 on both sides (docs/packaging.md).
+STATIC_TARGET := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+STATIC_BIN := target/$(STATIC_TARGET)/release/ldap-health-check
+DEB_BIN ?= $(BIN)
+
+.PHONY: static deb
+
+static: $(STATIC_BIN)
+
+# --target puts it under target/TRIPLE/ (its own fingerprints); RUSTFLAGS then applies to the target only,
+# not to build scripts and proc-macros, which cannot be static.
+$(STATIC_BIN): Cargo.toml Cargo.lock $(shell find src -name "*.rs")
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --locked --target $(STATIC_TARGET)
+
+deb: $(DEB_BIN)
+	scripts/install-deps.sh dpkg-dev
+	scripts/deb.sh $(DEB_BIN) target/deb
+
+# make bench-static: the shipped dynamic build against the static-pie one, side by side (scripts/bench-static.sh)
+.PHONY: bench-static
+bench-static: release static
+	scripts/install-deps.sh $(BENCH_DEPS)
+	scripts/bench-static.sh $(BIN) $(STATIC_BIN)
+
+$(PROMTOOL):
+	mkdir -p target/tools/download
+	cd target/tools/download && rm -f prometheus_*.deb && \
+	  { apt-get download -q prometheus || { apt-get update -qq && apt-get download -q prometheus; }; }
+	dpkg-deb --fsys-tarfile target/tools/download/prometheus_*.deb | tar -xO ./usr/bin/promtool > $@.tmp
+	chmod 755 $@.tmp && mv -f $@.tmp $@ && rm -rf target/tools/download
+	$@ --version | head -n 1
