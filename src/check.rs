@@ -67,7 +67,7 @@ pub fn run(cli: &Cli) -> ExitCode {
 
 /// The maps to check: the files given (`-f` or the environment), else every LDAP map that Postfix's own
 /// configuration uses, discovered under `deadline`.
-fn targets(cli: &Cli, deadline: &Deadline) -> Result<Targets, String> {
+pub(crate) fn targets(cli: &Cli, deadline: &Deadline) -> Result<Targets, String> {
     let postfix_config = cli.postfix_config.clone().unwrap_or_else(|| PathBuf::from("/etc/postfix"));
     let maps = if !cli.conffile.is_empty() {
         cli.conffile.iter().cloned().map(Source::file).collect()

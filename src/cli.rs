@@ -98,6 +98,21 @@ pub struct Cli {
     /// file is given [default: $MAIL_CONFIG, else /etc/postfix]
     #[arg(long, value_name = "DIR")]
     pub postfix_config: Option<PathBuf>,
+
+    /// Serve Postfix's SMTPD access policy protocol on stdin/stdout (run by spawn(8) from master.cf): answer
+    /// DEFER_IF_REJECT for a recipient while the recipient maps answer wrong, DUNNO otherwise; logs to syslog.
+    /// The maps: -f, else those main.cf uses for recipients. -t is the deadline per request [default: 2s]
+    #[arg(long, conflicts_with_all = ["once", "query", "canary", "format", "prometheus_textfile"])]
+    pub policy: bool,
+
+    /// With --policy: reuse a judgement for this long (0: judge every RCPT), e.g. 0, 500ms, 2s
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_cache, requires = "policy")]
+    pub policy_cache: Duration,
+
+    /// With --policy: judge the directory once, print the answer an RCPT would get now and why, and exit
+    /// (0 DUNNO, 1 DEFER_IF_REJECT)
+    #[arg(long, requires = "policy")]
+    pub self_test: bool,
 }
 
 /// The environment variable that lists the map files when no `--conffile` is given.
@@ -147,6 +162,14 @@ pub enum Format {
     Nagios,
     /// JSON Lines, described by docs/json-schema.json
     Json,
+}
+
+/// A cache duration: as [`parse_duration`], and 0 (no cache).
+pub fn parse_cache(s: &str) -> Result<Duration, String> {
+    if s.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
 }
 
 /// A duration as humantime (`2s`, `500ms`, `1m 30s`) or bare seconds (`10`, `0.5`), like Postfix's `timeout`.

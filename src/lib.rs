@@ -19,6 +19,7 @@ mod file;
 mod logging;
 mod lookup;
 mod plan;
+mod policy;
 mod postfix;
 mod probe;
 mod query;
@@ -36,6 +37,8 @@ use clap::error::ErrorKind;
 /// reads as CRITICAL.
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match cli::Cli::parse_args(args) {
+        Ok(cli) if cli.policy && cli.self_test => policy::self_test(&cli),
+        Ok(cli) if cli.policy => policy::run(&cli),
         Ok(cli) => match &cli.query {
             Some(key) => query_one(&cli, key),
             None => check::run(&cli),

@@ -22,11 +22,15 @@ pub enum Level {
     Warning = 4,
     Notice = 5,
     Info = 6,
+    /// Only with -vv, to any sink (recipient addresses in `--policy`).
+    Debug = 7,
 }
 
 type Syslog = syslog::Logger<syslog::LoggerBackend, Formatter3164>;
 
 pub struct Logger {
+    /// Diagnostics go to stderr (not in `--policy`, where stderr is smtpd's socket).
+    stderr: bool,
     journal: bool,
     verbose: u8,
     syslog: Option<Syslog>,
@@ -37,21 +41,34 @@ pub struct Logger {
 impl Logger {
     /// `verbose` decides which levels reach stderr: notice and above always, info with -v.
     pub fn new(verbose: u8, syslog: bool) -> Logger {
-        let mut logger = Logger { journal: stderr_is_journal(), verbose, syslog: None, dropped: 0 };
+        let mut logger = Logger { stderr: true, journal: stderr_is_journal(), verbose, syslog: None, dropped: 0 };
         if syslog {
-            let formatter = Formatter3164 {
-                facility: Facility::LOG_MAIL,
-                hostname: None,
-                process: "ldap-health-check".into(),
-                pid: std::process::id(),
-            };
-            match syslog::unix(formatter).map_err(|e| e.to_string()).and_then(non_blocking) {
-                Ok(s) => logger.syslog = Some(s),
-                Err(e) => logger
-                    .log(Level::Warning, &format!("--syslog: no local syslog socket ({e}); logging to stderr only")),
-            }
+            logger.open_syslog();
         }
         logger
+    }
+
+    /// A logger that never writes to stderr and logs to syslog: for `--policy`, whose stdout and stderr are
+    /// smtpd's socket (spawn(8)). Without a syslog socket it is silent.
+    pub fn syslog_only(verbose: u8) -> Logger {
+        let mut logger = Logger { stderr: false, journal: false, verbose, syslog: None, dropped: 0 };
+        logger.open_syslog();
+        logger
+    }
+
+    fn open_syslog(&mut self) {
+        let formatter = Formatter3164 {
+            facility: Facility::LOG_MAIL,
+            hostname: None,
+            process: "ldap-health-check".into(),
+            pid: std::process::id(),
+        };
+        match syslog::unix(formatter).map_err(|e| e.to_string()).and_then(non_blocking) {
+            Ok(s) => self.syslog = Some(s),
+            Err(e) => {
+                self.log(Level::Warning, &format!("--syslog: no local syslog socket ({e}); logging to stderr only"))
+            }
+        }
     }
 
     /// Whether stderr is connected to the systemd journal.
@@ -61,6 +78,9 @@ impl Logger {
 
     /// Log a diagnostic to stderr (subject to verbosity) and to syslog.
     pub fn log(&mut self, level: Level, message: &str) {
+        if level == Level::Debug && self.verbose < 2 {
+            return;
+        }
         let shown = match level {
             Level::Info => self.verbose >= 1,
             _ => true,
@@ -82,6 +102,9 @@ impl Logger {
     }
 
     fn stderr(&self, level: Level, message: &str) {
+        if !self.stderr {
+            return;
+        }
         let message = one_line(&scrub(message));
         let mut err = std::io::stderr().lock();
         let _ = if self.journal {
@@ -103,6 +126,7 @@ impl Logger {
             Level::Warning => s.warning(&message),
             Level::Notice => s.notice(&message),
             Level::Info => s.info(&message),
+            Level::Debug => s.debug(&message),
         };
         if sent.is_err() {
             self.dropped += 1;
