@@ -28,7 +28,7 @@
 #   PF_RECIPIENT_RESTRICTIONS   smtpd_recipient_restrictions (default: just PF_POLICY_CHECK)
 #   PF_SMTPD_CHROOT  y (Debian's default master.cf) or n (default y)
 #   PF_MAIN_EXTRA    more main.cf lines, appended last (they win)
-#   PF_MAP_EXTRA     more lines appended to every map file (e.g. health_check_key = ...)
+#   PF_MAP_EXTRA     more lines appended to every map file (e.g. "timeout = 2"; the last one wins)
 #   PF_MAP_MODE      mode of the map files (default 0644: readable by the policy user; they hold bind_pw)
 #
 # Domains and maps (one LDAP map file each, all on the fixture's cn=postfix service account):
@@ -37,6 +37,7 @@
 #   relay.example.com  relay_domains;           relay_recipient_maps = ldap:DIR/etc/relay.cf   (uid=%u)
 #   local.example.com  mydestination;           local_recipient_maps = ldap:DIR/etc/local.cf   (uid=%u)
 # So userNNNN@<each domain> exists (NNNN <= the fixture's USERS), nobody@<each domain> is unknown (550).
+# Each map has a canary for ldap-health-check: health_check_key = user0001@<its domain>.
 # Delivery goes to discard(8) (virtual_transport, relay_transport, local_transport): nothing leaves the box.
 # mynetworks = 127.0.0.0/8, smtpd_authorized_xclient_hosts = 127.0.0.0/8 (a probe can pose as a remote
 # client with XCLIENT ADDR=...).
@@ -86,7 +87,7 @@ print(s.recv(512).decode(errors="replace").strip()); s.sendall(b"QUIT\r\n"); s.c
     return 1
 }
 
-write_map() { # FILE QUERY_FILTER RESULT_ATTRIBUTE [DOMAIN]
+write_map() { # FILE QUERY_FILTER RESULT_ATTRIBUTE CANARY [DOMAIN]
     local f=$1
     {
         echo "# written by tests/policy/postfix-instance.sh"
@@ -94,11 +95,13 @@ write_map() { # FILE QUERY_FILTER RESULT_ATTRIBUTE [DOMAIN]
         echo "search_base = $BASE_DN"
         echo "query_filter = $2"
         echo "result_attribute = $3"
-        [ -z "${4:-}" ] || echo "domain = $4"
+        [ -z "${5:-}" ] || echo "domain = $5"
         echo "bind = yes"
         echo "bind_dn = $SERVICE_DN"
         echo "bind_pw = $SERVICE_PW"
         echo "timeout = 5"
+        echo "# read by ldap-health-check only (Postfix ignores parameters it does not know)"
+        echo "health_check_key = $4"
         [ -z "${PF_MAP_EXTRA:-}" ] || printf '%s\n' "$PF_MAP_EXTRA"
     } > "$f"
     chmod "${PF_MAP_MODE:-0644}" "$f"
@@ -124,15 +127,16 @@ cmd_start() {
     mkdir -p "$dir/etc" "$dir/spool" "$dir/data" "$state"
     chown postfix: "$dir/data" # master.lock etc.: data_directory must belong to mail_owner
     chmod 1777 "$state" # the stub (as the policy user) writes requests.log here
+    install -m 0666 /dev/null "$state/requests.log" # so that `: > requests.log` by root keeps it writable
     local argv=${PF_POLICY_ARGV:-$HERE/stub-policy.sh $state}
     local check=${PF_POLICY_CHECK:-"check_policy_service { unix:private/$name, default_action=DUNNO }"}
     local chroot=${PF_SMTPD_CHROOT:-y}
     local e=$dir/etc
 
-    write_map "$e/vmbox.cf" '(mail=%s)' mail
-    write_map "$e/valias.cf" '(uid=%u)' mail alias.example.com
-    write_map "$e/relay.cf" '(uid=%u)' uid
-    write_map "$e/local.cf" '(uid=%u)' uid
+    write_map "$e/vmbox.cf" '(mail=%s)' mail user0001@example.com
+    write_map "$e/valias.cf" '(uid=%u)' mail user0001@alias.example.com alias.example.com
+    write_map "$e/relay.cf" '(uid=%u)' uid user0001@relay.example.com
+    write_map "$e/local.cf" '(uid=%u)' uid user0001@local.example.com
 
     cat > "$e/main.cf" <<EOF
 # written by tests/policy/postfix-instance.sh: a private instance on 127.0.0.1:$port
@@ -240,11 +244,20 @@ cmd_stop() {
 cmd_reload() {
     local dir
     dir=$(abspath "$1")
-    master_pid "$dir" >/dev/null || die "$dir: master not running"
+    local m old p i left
+    m=$(master_pid "$dir") || die "$dir: master not running"
+    old=$(pgrep -P "$m" -x smtpd || :)
     postfix -c "$dir/etc" reload >/dev/null 2>&1 || die "postfix reload failed"
-    # reload is asynchronous: master re-reads its config on SIGHUP; new smtpd processes see the change.
-    # Old idle smtpd processes exit at their next idle check, so give master a moment.
-    sleep 0.5
+    # reload is asynchronous: master re-reads its config on SIGHUP and tells its children to go; an idle
+    # old smtpd may still accept one more connection (and then exit, closing its policy connection). Wait
+    # (at most 5 s) until the smtpd processes from before the reload are gone, so probes meet the new config.
+    for (( i = 0; i < 100; i++ )); do
+        left=''
+        for p in $old; do kill -0 "$p" 2>/dev/null && left+=" $p"; done
+        [ -n "$left" ] || break
+        sleep 0.05
+    done
+    sleep 0.2
 }
 
 cmd_conf() {

@@ -11,6 +11,8 @@
     --per-session K     at most K RCPTs per session, then QUIT and reconnect (default: all)
     --timeout S         socket timeout (default 30)
     --transcript        print the whole dialogue (C: / S: lines) to stderr
+    --stats             instead of one line per RCPT, print a summary per reply code:
+                        <code> n=<count> median=<ms> p90=<ms> p99=<ms> max=<ms>   (RCPT round trip, client side)
 
 One line per RCPT on stdout, tab-separated:
     <unix time, s.ms>  <recipient>  <reply code>  <milliseconds the RCPT took>  <reply text (last line)>
@@ -79,15 +81,18 @@ def session(port, rcpts, opts, out):
             t0 = time.monotonic()
             code, lines = s.cmd(f"RCPT TO:<{r}>")
             ms = (time.monotonic() - t0) * 1000
-            out.write(f"{time.time():.3f}\t{r}\t{code}\t{ms:.1f}\t{lines[-1]}\n")
-            out.flush()
+            if opts["stats"] is not None:
+                opts["stats"].setdefault(code, []).append(ms)
+            else:
+                out.write(f"{time.time():.3f}\t{r}\t{code}\t{ms:.1f}\t{lines[-1]}\n")
+                out.flush()
     finally:
         s.close()
 
 
 def main(argv):
     opts = {"xclient": None, "sender": "sender@example.net", "sessions": 1, "duration": None,
-            "per_session": 0, "timeout": 30.0, "transcript": False}
+            "per_session": 0, "timeout": 30.0, "transcript": False, "stats": None}
     args = []
     i = 0
     while i < len(argv):
@@ -99,6 +104,8 @@ def main(argv):
             opts[key] = v if key in ("xclient", "sender") else float(v) if key in ("duration", "timeout") else int(v)
         elif a == "--transcript":
             opts["transcript"] = True
+        elif a == "--stats":
+            opts["stats"] = {}
         elif a.startswith("--"):
             sys.exit(__doc__)
         else:
@@ -119,6 +126,11 @@ def main(argv):
     except (OSError, EOFError, RuntimeError) as e:
         sys.stderr.write(f"smtp-probe: {e}\n")
         return 1
+    finally:
+        for code, v in sorted((opts["stats"] or {}).items()):
+            v.sort()
+            q = lambda f: v[min(len(v) - 1, int(f * len(v)))]
+            print(f"{code} n={len(v)} median={q(0.5):.2f} p90={q(0.9):.2f} p99={q(0.99):.2f} max={v[-1]:.2f}")
     return 0
 
 
