@@ -139,6 +139,14 @@ probe "250 450 450" --xclient 192.0.2.7 user0001@example.com nobody@example.com 
 conf "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination" \
     "smtpd_recipient_restrictions = check_policy_service { $POLICY, default_action=DUNNO }"
 
+section "G2. smtpd_reject_unlisted_sender = yes: its 550 comes from the (delayed) MAIL FROM checks, before the recipient restrictions"
+conf "smtpd_reject_unlisted_sender = yes"
+probe "550" --sender nobody@example.com user0001@example.com
+conf "smtpd_sender_restrictions = check_policy_service { $POLICY, default_action=DUNNO, policy_context=sender }"
+note "with the policy in smtpd_sender_restrictions too (asked with protocol_state=RCPT, policy_context=sender):"
+probe "450" --sender nobody@example.com user0001@example.com
+conf "smtpd_reject_unlisted_sender = no" "smtpd_sender_restrictions ="
+
 section "H. a misbehaving policy, with { timeout=2s, default_action=DUNNO } (try_limit 2, retry_delay 1s: the defaults)"
 conf "smtpd_recipient_restrictions = check_policy_service { $POLICY, timeout=2s, default_action=DUNNO }"
 for a in @garbage @empty @close; do
@@ -193,7 +201,7 @@ conf "smtpd_recipient_restrictions = check_policy_service { $POLICY, default_act
 policy_log_reset
 "$HERE/smtp-probe.py" "$PORT" user0001@example.com > /dev/null; sleep 3
 idle=$(awk '$4 == "request" { r = $1 } $4 == "eof" { e = $1 } END { printf "%d", (e - r) * 1000 }' "$STATE/requests.log")
-between "max_idle=2s: smtpd closes the idle policy connection (whole-second timer: 1-2 s)" "$idle" 950 2100
+between "max_idle=2s: smtpd closes the idle policy connection (whole-second timer: 1-2 s)" "$idle" 950 2400
 conf "smtpd_recipient_restrictions = check_policy_service { $POLICY, default_action=DUNNO }"
 policy_log_reset
 "$HERE/smtp-probe.py" "$PORT" user0001@example.com > /dev/null
@@ -215,7 +223,28 @@ if grep -q 'command time limit exceeded' "$LOG" && [ "$(policy_pids)" = 1 ]; the
 else note "[MISMATCH] expected the time-limit warning and one surviving process"; fails=$((fails + 1)); fi
 conf "ldap-health-check_time_limit = 3600s"
 
-section "J. spawn user=postfix (the mail_owner) is refused"
+section "J. the spawn service's process limit: each policy process holds a spawn process for its whole life"
+sed -i 's/^ldap-health-check unix - n n - 0 spawn/ldap-health-check unix - n n - 1 spawn/' "$PF/etc/master.cf"
+conf "smtpd_recipient_restrictions = check_policy_service { $POLICY, timeout=2s, default_action=DUNNO }"
+note "master.cf: $(grep '^ldap-health-check ' "$PF/etc/master.cf") (maxproc 1)"; m=$(log_mark)
+k=$(python3 - "$PORT" <<'EOF2'
+import smtplib, sys, time
+def rcpt(s):
+    t = time.monotonic(); c = s.rcpt("nobody@example.com")[0]; return "%d %d" % (c, (time.monotonic() - t) * 1000)
+a = smtplib.SMTP("127.0.0.1", int(sys.argv[1])); a.ehlo("a"); a.mail("a@example.net"); ra = rcpt(a)
+b = smtplib.SMTP("127.0.0.1", int(sys.argv[1])); b.ehlo("b"); b.mail("b@example.net"); rb = rcpt(b)
+a.quit(); b.quit()
+print(ra, rb)
+EOF2
+)
+set -- $k
+note "session A: RCPT -> $1 in $2 ms; session B (second smtpd, A still open): RCPT -> $3 in $4 ms"
+between "session B waits for a spawn process that never comes (timeout + retry_delay + timeout)" "$4" 4800 5600
+log_since "$m"
+sed -i 's/^ldap-health-check unix - n n - 1 spawn/ldap-health-check unix - n n - 0 spawn/' "$PF/etc/master.cf"
+"$HERE/postfix-instance.sh" reload "$PF"
+
+section "K. spawn user=postfix (the mail_owner) is refused"
 PF_POLICY_USER=postfix "$HERE/postfix-instance.sh" start "$PF2" "$SD" > /dev/null
 P2=$(envv "$PF2" SMTP_PORT)
 "$HERE/postfix-instance.sh" conf "$PF2" "smtpd_recipient_restrictions = check_policy_service { $POLICY, timeout=2s, default_action=DUNNO }"
