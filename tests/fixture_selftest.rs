@@ -342,11 +342,7 @@ fn served_not_after(port: u16, starttls: bool) -> i64 {
 #[test]
 fn certificate_validity_is_chosen() {
     const DAY: i64 = 86400;
-    let s = Slapd::start_with(SlapdOptions {
-        users: Some(5),
-        cert_validity: Some("2d".into()),
-        ..Default::default()
-    });
+    let s = Slapd::start_with(SlapdOptions { users: Some(5), cert_validity: Some("2d".into()), ..Default::default() });
     let na: i64 = s.get("SERVER_NOT_AFTER").parse().unwrap();
     assert!((na - (now_secs() + 2 * DAY)).abs() < 120, "notAfter {na}");
     assert_eq!(served_not_after(s.ldaps_port, false), na);
@@ -373,15 +369,37 @@ fn certificate_validity_is_chosen() {
     let na: i64 = t.get("SERVER_NOT_AFTER").parse().unwrap();
     assert!((na - (now_secs() + 90 * DAY)).abs() < 120, "notAfter {na}");
     let mut c = t.tool("ldapsearch");
-    c.env("LDAPTLS_CACERT", s.get("CA_FILE"))
-        .args(["-x", "-LLL", "-H", &t.ldaps_url(), "-b", "dc=example,dc=com", "-s", "base", "dn"]);
+    c.env("LDAPTLS_CACERT", s.get("CA_FILE")).args([
+        "-x",
+        "-LLL",
+        "-H",
+        &t.ldaps_url(),
+        "-b",
+        "dc=example,dc=com",
+        "-s",
+        "base",
+        "dn",
+    ]);
     run_command(&mut c, None, Duration::from_secs(20)).assert_code(0);
 }
 
 /// The contextCSN of the suffix as `who` (bind DN, password) sees it over ldap://.
 fn context_csn_as(s: &Slapd, who: (&str, &str)) -> Vec<String> {
     let url = s.ldap_url();
-    let r = s.ldapsearch(&["-x", "-H", &url, "-D", who.0, "-w", who.1, "-b", "dc=example,dc=com", "-s", "base", "contextCSN"]);
+    let r = s.ldapsearch(&[
+        "-x",
+        "-H",
+        &url,
+        "-D",
+        who.0,
+        "-w",
+        who.1,
+        "-b",
+        "dc=example,dc=com",
+        "-s",
+        "base",
+        "contextCSN",
+    ]);
     r.assert_code(0);
     r.stdout.lines().filter_map(|l| l.strip_prefix("contextCSN: ")).map(str::to_string).collect()
 }
@@ -478,7 +496,8 @@ fn context_csn_options() {
     assert_eq!(now.len(), 3, "{now:?}");
     assert!(now.iter().any(|c| c.contains("#000#") && (csn_secs(c) - now_secs()).abs() < 60), "{now:?}");
     // server id 5: its writes carry sid 005
-    let u = Slapd::start_with(SlapdOptions { users: Some(5), syncprov: true, server_id: Some(5), ..Default::default() });
+    let u =
+        Slapd::start_with(SlapdOptions { users: Some(5), syncprov: true, server_id: Some(5), ..Default::default() });
     u.touch();
     let csn = u.context_csn();
     assert_eq!(csn.len(), 1, "{csn:?}");
