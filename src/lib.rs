@@ -9,6 +9,7 @@
 //! ([`casefold`]); [`postfix`] runs Postfix's postconf and postmap for both, within the deadline.
 
 pub mod casefold;
+pub mod certinfo;
 pub mod check;
 pub mod cli;
 pub mod config;
