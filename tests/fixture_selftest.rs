@@ -505,6 +505,109 @@ fn context_csn_options() {
     assert_eq!(u.get("SERVER_ID"), "5");
 }
 
+/// ldapsearch -z 1 as the service account: (exit code, number of entries).
+fn search_z1(s: &Slapd, base: &str, filter: &str) -> (i32, usize) {
+    let url = s.ldap_url();
+    let r = s.ldapsearch(&[
+        "-x",
+        "-H",
+        &url,
+        "-D",
+        s.get("SERVICE_DN"),
+        "-w",
+        s.get("SERVICE_PW"),
+        "-z",
+        "1",
+        "-b",
+        base,
+        filter,
+        "1.1",
+    ]);
+    (r.code, count(&r.stdout, "dn: "))
+}
+
+/// What slapd answers to the searches of a presence check (issue 13): a size limit of 1 that is hit gives
+/// sizeLimitExceeded (4) WITH the entry; no match gives success (0) and no entry; so do an attribute the
+/// identity may not search, hidden entries, a DN-syntax attribute in a substring filter (no substring rule:
+/// "undefined") and an unknown attribute; a hidden or missing base gives noSuchObject (32), and so does a
+/// subtree search from the root (""); an administrative limit on unindexed searches gives 11.
+#[test]
+fn presence_search_answers() {
+    let s = Slapd::shared();
+    let b = "dc=example,dc=com";
+    assert_eq!(search_z1(s, b, "(mail=*)"), (4, 1));
+    assert_eq!(search_z1(s, b, "(mail=*@*)"), (4, 1));
+    assert_eq!(search_z1(s, b, "(mail=*@example.com)"), (4, 1));
+    assert_eq!(search_z1(s, b, "(member=*)"), (4, 1));
+    assert_eq!(search_z1(s, b, "(mailHost=*)"), (0, 0));
+    assert_eq!(search_z1(s, b, "(mail=*@nowhere.example)"), (0, 0));
+    assert_eq!(search_z1(s, b, "(member=uid=*,ou=people,dc=example,dc=com)"), (0, 0));
+    assert_eq!(search_z1(s, b, "(mailAlias=*)"), (0, 0));
+    assert_eq!(search_z1(s, "ou=hidden,dc=example,dc=com", "(mail=*)"), (32, 0));
+    assert_eq!(search_z1(s, "", "(mail=*)"), (32, 0));
+    // libldap refuses these filters (LDAP_FILTER_ERROR -7: exit 249); so does ldap3's parser
+    assert_eq!(search_z1(s, b, "(mail=**)").0, 249);
+    assert_eq!(search_z1(s, b, "(mail>=*)").0, 249);
+    // the rootDSE names the suffix, for any identity
+    let url = s.ldap_url();
+    for who in [
+        vec![],
+        vec!["-D", s.get("SERVICE_DN"), "-w", s.get("SERVICE_PW")],
+        vec!["-D", s.get("NOBODY_DN"), "-w", s.get("NOBODY_PW")],
+    ] {
+        let mut a = vec!["-x", "-H", &url];
+        a.extend(who);
+        a.extend(["-b", "", "-s", "base", "namingContexts"]);
+        let r = s.ldapsearch(&a);
+        r.assert_code(0);
+        assert!(r.stdout.contains("namingContexts: dc=example,dc=com"), "{r:?}");
+    }
+
+    let p = Slapd::start_small();
+    let root = "to * by dn.exact=gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth manage by * break";
+    let svc = p.get("SERVICE_DN").to_string();
+    // the users hidden from the service account (ou=people itself visible): no entry, success
+    // (uid=secret,ou=hidden has a mail too: keep it hidden)
+    let hidden = format!("to dn.subtree=\"ou=hidden,{b}\" by * none");
+    p.set_acls(&[
+        root,
+        &hidden,
+        &format!("to dn.children=\"ou=people,{b}\" by dn.exact=\"{svc}\" none by * read"),
+        "to * by * read",
+    ]);
+    assert_eq!(search_z1(&p, b, "(mail=*)"), (0, 0));
+    assert_eq!(search_z1(&p, &format!("ou=people,{b}"), "(mail=*)"), (0, 0));
+    // mail not searchable: no match; searchable but not readable (=s): the entry comes, without mail
+    p.set_acls(&[root, &format!("to attrs=mail by dn.exact=\"{svc}\" none by * read"), "to * by * read"]);
+    assert_eq!(search_z1(&p, b, "(mail=*)"), (0, 0));
+    p.set_acls(&[root, &format!("to attrs=mail by dn.exact=\"{svc}\" search by * read"), "to * by * read"]);
+    assert_eq!(search_z1(&p, b, "(mail=*)"), (4, 1));
+    let url = p.ldap_url();
+    let r = p.ldapsearch(&[
+        "-x",
+        "-H",
+        &url,
+        "-D",
+        &svc,
+        "-w",
+        p.get("SERVICE_PW"),
+        "-z",
+        "1",
+        "-b",
+        b,
+        "(mail=*)",
+        "mail",
+    ]);
+    assert_eq!((r.code, count(&r.stdout, "dn: "), count(&r.stdout, "mail: ")), (4, 1, 0), "{r:?}");
+    // an administrative limit on unindexed candidates: adminLimitExceeded, while an indexed lookup works
+    p.set_acls(&[root, "to * by * read"]);
+    p.ldapmodify(&format!(
+        "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nadd: olcLimits\nolcLimits: dn.exact=\"{svc}\" size.unchecked=5\n-\n"
+    ));
+    assert_eq!(search_z1(&p, b, "(mail=*)"), (11, 0));
+    assert_eq!(search_z1(&p, b, "(mail=user0001@example.com)"), (0, 1));
+}
+
 /// Not a test by itself: started by `watchdog_removes_fixture_of_killed_process` in a child
 /// process (env FIXTURE_SELFTEST_CHILD=1), where it starts a slapd, says where, and waits to be
 /// killed.
