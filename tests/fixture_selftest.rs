@@ -317,6 +317,297 @@ fn server_certificate_can_be_swapped() {
     assert_eq!(r.code, 32, "{r:?}");
 }
 
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// notAfter (unix seconds) of the certificate the server at 127.0.0.1:PORT presents, by
+/// `openssl s_client` (ldaps, or STARTTLS when `starttls`).
+fn served_not_after(port: u16, starttls: bool) -> i64 {
+    let st = if starttls { "-starttls ldap" } else { "" };
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c").arg(format!(
+        "openssl s_client -connect 127.0.0.1:{port} {st} </dev/null 2>/dev/null | openssl x509 -noout -enddate"
+    ));
+    let r = run_command(&mut c, None, Duration::from_secs(20));
+    r.assert_code(0);
+    let date = r.stdout.trim().strip_prefix("notAfter=").unwrap_or_else(|| panic!("{r:?}")).to_string();
+    let mut c = Command::new("date");
+    c.args(["-u", "-d", &date, "+%s"]);
+    let r = run_command(&mut c, None, Duration::from_secs(5));
+    r.assert_code(0);
+    r.stdout.trim().parse().unwrap()
+}
+
+#[test]
+fn certificate_validity_is_chosen() {
+    const DAY: i64 = 86400;
+    let s = Slapd::start_with(SlapdOptions { users: Some(5), cert_validity: Some("2d".into()), ..Default::default() });
+    let na: i64 = s.get("SERVER_NOT_AFTER").parse().unwrap();
+    assert!((na - (now_secs() + 2 * DAY)).abs() < 120, "notAfter {na}");
+    assert_eq!(served_not_after(s.ldaps_port, false), na);
+    assert_eq!(served_not_after(s.ldap_port, true), na);
+    let url = s.ldaps_url();
+    let args = ["-x", "-H", url.as_str(), "-b", "dc=example,dc=com", "-s", "base", "dn"];
+    s.ldapsearch(&args).assert_code(0);
+
+    // another certificate on the running server: 10 days, 36 hours, expired a day ago
+    for (validity, secs) in [("10d", 10 * DAY), ("36h", 36 * 3600), ("-1d", -DAY)] {
+        let na = s.serve_cert_valid_for(validity) as i64;
+        assert!((na - (now_secs() + secs)).abs() < 120, "{validity}: notAfter {na}");
+        assert_eq!(served_not_after(s.ldaps_port, false), na, "{validity}");
+        assert_eq!(s.ldapsearch(&args).code, if secs > 0 { 0 } else { 255 }, "{validity}");
+    }
+
+    // a second server with the first one's CA: the first CA_FILE verifies it
+    let t = Slapd::start_with(SlapdOptions {
+        users: Some(5),
+        cert_validity: Some("90d".into()),
+        ca_from: Some(s.dir.clone()),
+        ..Default::default()
+    });
+    let na: i64 = t.get("SERVER_NOT_AFTER").parse().unwrap();
+    assert!((na - (now_secs() + 90 * DAY)).abs() < 120, "notAfter {na}");
+    let mut c = t.tool("ldapsearch");
+    c.env("LDAPTLS_CACERT", s.get("CA_FILE")).args([
+        "-x",
+        "-LLL",
+        "-H",
+        &t.ldaps_url(),
+        "-b",
+        "dc=example,dc=com",
+        "-s",
+        "base",
+        "dn",
+    ]);
+    run_command(&mut c, None, Duration::from_secs(20)).assert_code(0);
+}
+
+/// The contextCSN of the suffix as `who` (bind DN, password) sees it over ldap://.
+fn context_csn_as(s: &Slapd, who: (&str, &str)) -> Vec<String> {
+    let url = s.ldap_url();
+    let r = s.ldapsearch(&[
+        "-x",
+        "-H",
+        &url,
+        "-D",
+        who.0,
+        "-w",
+        who.1,
+        "-b",
+        "dc=example,dc=com",
+        "-s",
+        "base",
+        "contextCSN",
+    ]);
+    r.assert_code(0);
+    r.stdout.lines().filter_map(|l| l.strip_prefix("contextCSN: ")).map(str::to_string).collect()
+}
+
+/// Seconds since the epoch of a CSN's timestamp (YYYYmmddHHMMSS.uuuuuuZ#...), by date(1).
+fn csn_secs(csn: &str) -> i64 {
+    let t = &csn[..14];
+    let date = format!("{}-{}-{} {}:{}:{} UTC", &t[..4], &t[4..6], &t[6..8], &t[8..10], &t[10..12], &t[12..14]);
+    let mut c = Command::new("date");
+    c.args(["-u", "-d", &date, "+%s"]);
+    let r = run_command(&mut c, None, Duration::from_secs(5));
+    r.assert_code(0);
+    r.stdout.trim().parse().unwrap()
+}
+
+#[test]
+fn provider_consumer_context_csn() {
+    let p = Slapd::start_with(SlapdOptions {
+        users: Some(20),
+        syncprov: true,
+        csn_age: Some("1h".into()),
+        ..Default::default()
+    });
+    let c = Slapd::start_consumer(&p, SlapdOptions::default());
+    assert_eq!(c.get("USERS"), "20");
+    let svc = (p.get("SERVICE_DN"), p.get("SERVICE_PW"));
+    let csn = p.context_csn();
+    assert_eq!(csn.len(), 1, "{csn:?}");
+    assert!(csn[0].ends_with("#000000#000#000000"), "{csn:?}");
+    assert!((csn_secs(&csn[0]) - (now_secs() - 3600)).abs() < 120, "{csn:?}");
+    // the service account reads it on both; the consumer starts in step
+    assert_eq!(context_csn_as(&p, svc), csn);
+    assert_eq!(context_csn_as(&c, svc), csn);
+
+    // replicating: a write moves both
+    p.touch();
+    assert!(c.wait_in_sync(&p, Duration::from_secs(10)), "{:?} {:?}", c.context_csn(), p.context_csn());
+    let moved = p.context_csn();
+    assert!((csn_secs(&moved[0]) - now_secs()).abs() < 60, "{moved:?}");
+
+    // replication stopped: the provider moves ahead, the consumer stays
+    c.set_replication(false);
+    p.touch();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ne!(p.context_csn(), moved);
+    assert_eq!(c.context_csn(), moved);
+    c.set_replication(true);
+    assert!(c.wait_in_sync(&p, Duration::from_secs(10)), "{:?} {:?}", c.context_csn(), p.context_csn());
+
+    // stopped again, with the data an hour old: an hour of lag after one write
+    let q = Slapd::start_with(SlapdOptions {
+        users: Some(20),
+        syncprov: true,
+        csn_age: Some("1h".into()),
+        ..Default::default()
+    });
+    let d = Slapd::start_consumer(&q, SlapdOptions::default());
+    d.set_replication(false);
+    q.touch();
+    let lag = csn_secs(&q.context_csn()[0]) - csn_secs(&d.context_csn()[0]);
+    assert!((lag - 3600).abs() < 120, "lag {lag}");
+
+    // hidden by ACL: the service account gets the entry without contextCSN; cn=admin still sees it
+    d.hide_context_csn(true);
+    assert!(context_csn_as(&d, svc).is_empty());
+    assert_eq!(context_csn_as(&d, (d.get("ADMIN_DN"), d.get("ADMIN_PW"))), d.context_csn());
+    d.hide_context_csn(false);
+    assert_eq!(context_csn_as(&d, svc), d.context_csn());
+}
+
+#[test]
+fn context_csn_options() {
+    // no option: no contextCSN
+    let s = Slapd::start_small();
+    assert!(s.context_csn().is_empty());
+    // several sids, exactly as given; hidden from the service account at start
+    let given = vec![
+        "20240101000000.000000Z#000000#001#000000".to_string(),
+        "20240102030405.123456Z#000005#002#000000".to_string(),
+    ];
+    let t = Slapd::start_with(SlapdOptions {
+        users: Some(5),
+        syncprov: true,
+        context_csn: given.clone(),
+        hide_context_csn: true,
+        ..Default::default()
+    });
+    assert_eq!(t.context_csn(), given);
+    assert_eq!(t.get("CONTEXT_CSN_HIDDEN"), "1");
+    assert!(context_csn_as(&t, (t.get("SERVICE_DN"), t.get("SERVICE_PW"))).is_empty());
+    // a write adds this server's sid (000) with the time of the write
+    t.touch();
+    let now = t.context_csn();
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert!(now.iter().any(|c| c.contains("#000#") && (csn_secs(c) - now_secs()).abs() < 60), "{now:?}");
+    // server id 5: its writes carry sid 005
+    let u =
+        Slapd::start_with(SlapdOptions { users: Some(5), syncprov: true, server_id: Some(5), ..Default::default() });
+    u.touch();
+    let csn = u.context_csn();
+    assert_eq!(csn.len(), 1, "{csn:?}");
+    assert!(csn[0].contains("#005#"), "{csn:?}");
+    assert_eq!(u.get("SERVER_ID"), "5");
+}
+
+/// ldapsearch -z 1 as the service account: (exit code, number of entries).
+fn search_z1(s: &Slapd, base: &str, filter: &str) -> (i32, usize) {
+    let url = s.ldap_url();
+    let r = s.ldapsearch(&[
+        "-x",
+        "-H",
+        &url,
+        "-D",
+        s.get("SERVICE_DN"),
+        "-w",
+        s.get("SERVICE_PW"),
+        "-z",
+        "1",
+        "-b",
+        base,
+        filter,
+        "1.1",
+    ]);
+    (r.code, count(&r.stdout, "dn: "))
+}
+
+/// What slapd answers to the searches of a presence check (issue 13): a size limit of 1 that is hit gives
+/// sizeLimitExceeded (4) WITH the entry; no match gives success (0) and no entry; so do an attribute the
+/// identity may not search, hidden entries, a DN-syntax attribute in a substring filter (no substring rule:
+/// "undefined") and an unknown attribute; a hidden or missing base gives noSuchObject (32), and so does a
+/// subtree search from the root (""); an administrative limit on unindexed searches gives 11.
+#[test]
+fn presence_search_answers() {
+    let s = Slapd::shared();
+    let b = "dc=example,dc=com";
+    assert_eq!(search_z1(s, b, "(mail=*)"), (4, 1));
+    assert_eq!(search_z1(s, b, "(mail=*@*)"), (4, 1));
+    assert_eq!(search_z1(s, b, "(mail=*@example.com)"), (4, 1));
+    assert_eq!(search_z1(s, b, "(member=*)"), (4, 1));
+    assert_eq!(search_z1(s, b, "(mailHost=*)"), (0, 0));
+    assert_eq!(search_z1(s, b, "(mail=*@nowhere.example)"), (0, 0));
+    assert_eq!(search_z1(s, b, "(member=uid=*,ou=people,dc=example,dc=com)"), (0, 0));
+    assert_eq!(search_z1(s, b, "(mailAlias=*)"), (0, 0));
+    assert_eq!(search_z1(s, "ou=hidden,dc=example,dc=com", "(mail=*)"), (32, 0));
+    assert_eq!(search_z1(s, "", "(mail=*)"), (32, 0));
+    // libldap refuses these filters (LDAP_FILTER_ERROR -7: exit 249); so does ldap3's parser
+    assert_eq!(search_z1(s, b, "(mail=**)").0, 249);
+    assert_eq!(search_z1(s, b, "(mail>=*)").0, 249);
+    // the rootDSE names the suffix, for any identity
+    let url = s.ldap_url();
+    for who in [
+        vec![],
+        vec!["-D", s.get("SERVICE_DN"), "-w", s.get("SERVICE_PW")],
+        vec!["-D", s.get("NOBODY_DN"), "-w", s.get("NOBODY_PW")],
+    ] {
+        let mut a = vec!["-x", "-H", &url];
+        a.extend(who);
+        a.extend(["-b", "", "-s", "base", "namingContexts"]);
+        let r = s.ldapsearch(&a);
+        r.assert_code(0);
+        assert!(r.stdout.contains("namingContexts: dc=example,dc=com"), "{r:?}");
+    }
+
+    let p = Slapd::start_small();
+    let root = "to * by dn.exact=gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth manage by * break";
+    let svc = p.get("SERVICE_DN").to_string();
+    // the users hidden from the service account (ou=people itself visible): no entry, success
+    // (uid=secret,ou=hidden has a mail too: keep it hidden)
+    let hidden = format!("to dn.subtree=\"ou=hidden,{b}\" by * none");
+    p.set_acls(&[
+        root,
+        &hidden,
+        &format!("to dn.children=\"ou=people,{b}\" by dn.exact=\"{svc}\" none by * read"),
+        "to * by * read",
+    ]);
+    assert_eq!(search_z1(&p, b, "(mail=*)"), (0, 0));
+    assert_eq!(search_z1(&p, &format!("ou=people,{b}"), "(mail=*)"), (0, 0));
+    // mail not searchable: no match; searchable but not readable (=s): the entry comes, without mail
+    p.set_acls(&[root, &format!("to attrs=mail by dn.exact=\"{svc}\" none by * read"), "to * by * read"]);
+    assert_eq!(search_z1(&p, b, "(mail=*)"), (0, 0));
+    p.set_acls(&[root, &format!("to attrs=mail by dn.exact=\"{svc}\" search by * read"), "to * by * read"]);
+    assert_eq!(search_z1(&p, b, "(mail=*)"), (4, 1));
+    let url = p.ldap_url();
+    let r = p.ldapsearch(&[
+        "-x",
+        "-H",
+        &url,
+        "-D",
+        &svc,
+        "-w",
+        p.get("SERVICE_PW"),
+        "-z",
+        "1",
+        "-b",
+        b,
+        "(mail=*)",
+        "mail",
+    ]);
+    assert_eq!((r.code, count(&r.stdout, "dn: "), count(&r.stdout, "mail: ")), (4, 1, 0), "{r:?}");
+    // an administrative limit on unindexed candidates: adminLimitExceeded, while an indexed lookup works
+    p.set_acls(&[root, "to * by * read"]);
+    p.ldapmodify(&format!(
+        "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nadd: olcLimits\nolcLimits: dn.exact=\"{svc}\" size.unchecked=5\n-\n"
+    ));
+    assert_eq!(search_z1(&p, b, "(mail=*)"), (11, 0));
+    assert_eq!(search_z1(&p, b, "(mail=user0001@example.com)"), (0, 1));
+}
+
 /// Not a test by itself: started by `watchdog_removes_fixture_of_killed_process` in a child
 /// process (env FIXTURE_SELFTEST_CHILD=1), where it starts a slapd, says where, and waits to be
 /// killed.

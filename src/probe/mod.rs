@@ -12,6 +12,7 @@
 //!
 //! Probing never parses configuration text and never decides a verdict.
 
+pub mod certinfo;
 pub mod connect;
 mod starttls;
 mod tls;

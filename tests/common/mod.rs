@@ -304,6 +304,28 @@ pub struct SlapdOptions {
     pub users: Option<u32>,
     /// Fixed ports (both or none); default: free ones are picked.
     pub ports: Option<(u16, u16)>,
+    /// server.pem's notAfter is now + this (`2d`, `10d`, `90d`, `36h`, `-1d` = expired a day
+    /// ago; `[-]N[smhd]`) instead of 10 years (SLAPD_CERT_VALIDITY). See [`Slapd::serve_cert_valid_for`].
+    pub cert_validity: Option<String>,
+    /// Use the CA of this fixture (its `dir`), so that one CA_FILE verifies both servers of a
+    /// failover map (SLAPD_CA_FROM).
+    pub ca_from: Option<PathBuf>,
+    /// The syncprov overlay on the suffix: contextCSN maintained, each write advances it
+    /// (SLAPD_SYNCPROV).
+    pub syncprov: bool,
+    /// olcServerID (1..4095): the sid in this server's CSNs (SLAPD_SERVER_ID; default sid 000).
+    pub server_id: Option<u16>,
+    /// The loaded data's entryCSN and the suffix's contextCSN are now - this (`2h`, `10m`)
+    /// (SLAPD_CSN_AGE).
+    pub csn_age: Option<String>,
+    /// The suffix's contextCSN values, exactly (full CSNs, e.g. one per sid) (SLAPD_CONTEXT_CSN).
+    pub context_csn: Vec<String>,
+    /// Make this a syncrepl consumer (refreshAndPersist) of the fixture in this dir, which must
+    /// have `syncprov`; the data is the provider's (SLAPD_PROVIDER). See [`Slapd::start_consumer`].
+    pub provider: Option<PathBuf>,
+    /// An ACL ({3}, before the catch-all) lets only cn=admin read the suffix's contextCSN
+    /// (SLAPD_HIDE_CONTEXTCSN). See [`Slapd::hide_context_csn`] to do it on a running server.
+    pub hide_context_csn: bool,
 }
 
 impl Slapd {
@@ -316,6 +338,17 @@ impl Slapd {
     /// A private instance with a few users only: starts faster.
     pub fn start_small() -> Slapd {
         Slapd::start_with(SlapdOptions { users: Some(20), ..Default::default() })
+    }
+
+    /// A syncrepl consumer of `provider` (started with `syncprov: true`): same data, entryUUIDs
+    /// and CSNs (seeded from the provider's database), replicating in refreshAndPersist mode,
+    /// sharing the provider's CA. Use [`Slapd::set_replication`] to stop and resume it.
+    pub fn start_consumer(provider: &Slapd, mut opts: SlapdOptions) -> Slapd {
+        opts.provider = Some(provider.dir.clone());
+        if opts.ca_from.is_none() {
+            opts.ca_from = Some(provider.dir.clone());
+        }
+        Slapd::start_with(opts)
     }
 
     pub fn start_with(opts: SlapdOptions) -> Slapd {
@@ -348,6 +381,30 @@ impl Slapd {
         let mut env = Vec::new();
         if let Some(n) = opts.users {
             env.push(("SLAPD_USERS", n.to_string()));
+        }
+        if let Some(v) = &opts.cert_validity {
+            env.push(("SLAPD_CERT_VALIDITY", v.clone()));
+        }
+        if let Some(d) = &opts.ca_from {
+            env.push(("SLAPD_CA_FROM", d.display().to_string()));
+        }
+        if opts.syncprov {
+            env.push(("SLAPD_SYNCPROV", "1".to_string()));
+        }
+        if let Some(n) = opts.server_id {
+            env.push(("SLAPD_SERVER_ID", n.to_string()));
+        }
+        if let Some(v) = &opts.csn_age {
+            env.push(("SLAPD_CSN_AGE", v.clone()));
+        }
+        if !opts.context_csn.is_empty() {
+            env.push(("SLAPD_CONTEXT_CSN", opts.context_csn.join(" ")));
+        }
+        if let Some(d) = &opts.provider {
+            env.push(("SLAPD_PROVIDER", d.display().to_string()));
+        }
+        if opts.hide_context_csn {
+            env.push(("SLAPD_HIDE_CONTEXTCSN", "1".to_string()));
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = script(&argv, &dir, &env);
@@ -517,6 +574,75 @@ impl Slapd {
              olcTLSCertificateFile: {dir}/{name}.pem\n-\nreplace: olcTLSCertificateKeyFile\n\
              olcTLSCertificateKeyFile: {dir}/{name}.key\n-\n"
         ));
+    }
+    /// Makes DIR/NAME.pem and DIR/NAME.key: a server certificate like server.pem (SANs
+    /// IP:127.0.0.1, IP:::1, DNS:localhost; signed by CA_FILE) whose notAfter is now + `validity`
+    /// (`[-]N[smhd]`: `2d`, `36h`, `-1d`...). Returns its notAfter in unix seconds. Serve it with
+    /// [`Slapd::use_server_cert`].
+    #[track_caller]
+    pub fn make_cert(&self, name: &str, validity: &str) -> u64 {
+        let r = script(&["cert", name, validity], &self.dir, &[]);
+        assert!(r.success(), "slapd.sh cert {name} {validity} failed: {}{}", r.stdout, r.stderr);
+        r.stdout.trim().parse().unwrap_or_else(|_| panic!("slapd.sh cert printed {:?}", r.stdout))
+    }
+    /// Serves, from now on (new TLS connections, ldaps and STARTTLS; no restart), a new server
+    /// certificate whose notAfter is now + `validity`; returns that notAfter (unix seconds).
+    pub fn serve_cert_valid_for(&self, validity: &str) -> u64 {
+        let not_after = self.make_cert("rotated", validity);
+        self.use_server_cert("rotated");
+        not_after
+    }
+    /// The contextCSN values of the suffix, read as root over ldapi (ACLs do not apply); empty
+    /// when there is none (no syncprov and no CSN option).
+    pub fn context_csn(&self) -> Vec<String> {
+        let r = script(&["csn"], &self.dir, &[]);
+        assert!(r.success(), "slapd.sh csn failed: {}{}", r.stdout, r.stderr);
+        r.stdout.lines().map(str::to_string).collect()
+    }
+    /// A write to the data as root over ldapi (replaces `description` of uid=user0001): with
+    /// syncprov, advances the contextCSN to now. Not on a consumer (its database is a shadow).
+    pub fn touch(&self) {
+        let base = self.base_dn().to_string();
+        let stamp = format!("{:?}", std::time::SystemTime::now());
+        self.ldapmodify(&format!(
+            "dn: uid=user0001,ou=people,{base}\nchangetype: modify\nreplace: description\ndescription: touched {stamp}\n-\n"
+        ));
+    }
+    /// Consumer only: stop (`false`) or resume (`true`) replication from the provider
+    /// (removes / restores olcSyncrepl). Resuming catches up asynchronously: see [`Slapd::wait_in_sync`].
+    pub fn set_replication(&self, on: bool) {
+        let r = script(&["syncrepl", if on { "on" } else { "off" }], &self.dir, &[]);
+        assert!(r.success(), "slapd.sh syncrepl failed: {}{}", r.stdout, r.stderr);
+    }
+    /// Waits (up to `timeout`) until this server's contextCSN equals `other`'s; false on timeout.
+    pub fn wait_in_sync(&self, other: &Slapd, timeout: Duration) -> bool {
+        let t = Instant::now();
+        loop {
+            let mine = self.context_csn();
+            if !mine.is_empty() && mine == other.context_csn() {
+                return true;
+            }
+            if t.elapsed() >= timeout {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+    /// Hides (`true`) or shows again (`false`) the suffix's contextCSN from everyone but cn=admin
+    /// (and root over ldapi), on the running server: inserts / removes the ACL {3}
+    /// `to dn.base="dc=example,dc=com" attrs=contextCSN by dn.exact="cn=admin,..." read by * none`.
+    pub fn hide_context_csn(&self, hide: bool) {
+        let acl = self.search_root("olcDatabase={1}mdb,cn=config", "(objectClass=*)", &["olcAccess"]);
+        let hidden = acl.lines().any(|l| l.starts_with("olcAccess: {3}") && l.contains("attrs=contextCSN"));
+        let dn = "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\n";
+        if hide && !hidden {
+            let (base, admin) = (self.base_dn(), self.get("ADMIN_DN"));
+            self.ldapmodify(&format!(
+                "{dn}add: olcAccess\nolcAccess: {{3}}to dn.base=\"{base}\" attrs=contextCSN by dn.exact=\"{admin}\" read by * none\n-\n"
+            ));
+        } else if !hide && hidden {
+            self.ldapmodify(&format!("{dn}delete: olcAccess\nolcAccess: {{3}}\n-\n"));
+        }
     }
     /// Replaces the ACLs of the data (olcDatabase={1}mdb,cn=config) with `rules` (each an
     /// olcAccess value without the {N} prefix). Keep a rule for root over ldapi if the test still
