@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use crate::lookup::Prepared;
 use crate::map::{ConfigError, Map, Scheme};
-use crate::plan::{Canary, CanarySource, MapPlan, MapProblem, Plan};
-use crate::probe::{ConnReport, Failure, Stage, StageTime};
+use crate::plan::{Canary, CanarySource, MapPlan, MapProblem, Plan, Presence, Search};
+use crate::probe::{ConnReport, Failure, Found, Stage, StageTime};
 use crate::range::Range;
 
 /// A Nagios state, with its exit code.
@@ -97,8 +97,10 @@ pub struct ServerVerdict {
     pub role: Role,
     pub address: Option<String>,
     pub stages: Vec<StageTime>,
-    /// The base search's time for this map, when it succeeded.
+    /// The time of this map's search (presence check or base search), when it was made.
     pub search: Option<Duration>,
+    /// What this map's search found on this server, when it was made.
+    pub found: Option<Found>,
     pub failure: Option<Failure>,
     pub tls_note: Option<String>,
     /// Connect to the end of this map's search (or to the failure).
@@ -119,6 +121,7 @@ impl ServerVerdict {
             address: None,
             stages: Vec::new(),
             search: None,
+            found: None,
             failure: None,
             tls_note: None,
             elapsed,
@@ -139,6 +142,8 @@ pub struct MapVerdict {
     pub reason: Option<String>,
     /// The base that was searched, if any.
     pub base: Option<String>,
+    /// The map's presence check (the loosened query that must find an entry), or why it has none.
+    pub presence: Result<Presence, String>,
     /// The time the deciding server took for this map.
     pub elapsed: Option<Duration>,
     pub servers: Vec<ServerVerdict>,
@@ -230,6 +235,7 @@ pub fn config_failure(error: &ConfigError) -> MapVerdict {
         state: State::Unknown,
         reason: Some(error.message.clone()),
         base: None,
+        presence: Err("the map cannot be read".to_string()),
         elapsed: None,
         servers: Vec::new(),
         warnings: Vec::new(),
@@ -261,6 +267,11 @@ fn decide_one(plan: &Plan, index: usize, mp: &MapPlan, reports: &[ConnReport]) -
         state: State::Ok,
         reason: None,
         base: mp.base.clone(),
+        presence: match (&mp.search, &mp.presence_skipped) {
+            (Some(Search { presence: Some(p), .. }), _) => Ok(p.clone()),
+            (_, Some(why)) => Err(why.clone()),
+            _ => Err("no static part of search_base to search from".to_string()),
+        },
         elapsed: None,
         servers: Vec::new(),
         warnings,
@@ -279,6 +290,7 @@ fn decide_one(plan: &Plan, index: usize, mp: &MapPlan, reports: &[ConnReport]) -
         None => {
             decide_map(
                 &mut verdict,
+                mp.search.as_ref(),
                 mp.jobs.iter().map(|&j| {
                     let server = &plan.jobs[j].endpoint.server;
                     (server.url(), server.scheme, &reports[j])
@@ -322,11 +334,15 @@ fn folded_bind_pw(verdict: &mut MapVerdict, map: &Map) {
     });
 }
 
-fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (String, Scheme, &'a ConnReport)>) {
+fn decide_map<'a>(
+    verdict: &mut MapVerdict,
+    search: Option<&Search>,
+    servers: impl Iterator<Item = (String, Scheme, &'a ConnReport)>,
+) {
     let mut decided = false;
     let mut skipped: Vec<String> = Vec::new();
     for (url, scheme, report) in servers {
-        let server = server_verdict(url, scheme, report, verdict.base.as_deref(), decided);
+        let server = server_verdict(url, scheme, report, search, decided);
         match server.role {
             Role::FailedOver => skipped.push(format!(
                 "{}: {}",
@@ -339,6 +355,9 @@ fn decide_map<'a>(verdict: &mut MapVerdict, servers: impl Iterator<Item = (Strin
                 if let Some(f) = &server.failure {
                     verdict.state = State::Critical;
                     verdict.reason = Some(format!("{}: {f}", server.url));
+                } else if let Some(why) = search.zip(server.found.as_ref()).and_then(|(s, f)| empty_reason(s, f)) {
+                    verdict.state = State::Critical;
+                    verdict.reason = Some(format!("{}: {why}", server.url));
                 } else if !skipped.is_empty() {
                     verdict.state = State::Warning;
                     verdict.reason = Some(format!("{} (Postfix fails over to {})", skipped.join("; "), server.url));
@@ -363,32 +382,61 @@ pub fn no_server_reason(mut unreachable: Vec<String>) -> String {
     }
 }
 
-/// What one server did for a map whose base is `base`, and its role: once a server `decided` the map, the
+/// Why a map whose server answered its presence check with `found` is unusable: Postfix would answer 550 User
+/// unknown to every recipient.
+fn empty_reason(search: &Search, found: &Found) -> Option<String> {
+    let p = search.presence.as_ref()?;
+    let scope = match p.scope {
+        crate::map::Scope::Base => "base",
+        crate::map::Scope::One => "one level",
+        crate::map::Scope::Sub => "subtree",
+    };
+    let with = match p.attrs.len() {
+        0 => String::new(),
+        _ => format!(" with a value of {}", p.attrs.join(" or ")),
+    };
+    match found {
+        Found::Nothing => Some(format!(
+            "no entry under {} ({scope}) matches {}{with}: Postfix would answer 550 User unknown to every recipient",
+            search.base, p.query
+        )),
+        Found::Unreadable => Some(format!(
+            "entries under {} match {}, but this identity can read none of {}: Postfix gets no value and answers 550 \
+             User unknown to every recipient",
+            search.base,
+            p.query,
+            p.attrs.join(", ")
+        )),
+        _ => None,
+    }
+}
+
+/// What one server did for a map whose search is `search`, and its role: once a server `decided` the map, the
 /// later ones are standbys.
 fn server_verdict(
     url: String,
     scheme: Scheme,
     report: &ConnReport,
-    base: Option<&str>,
+    search: Option<&Search>,
     decided: bool,
 ) -> ServerVerdict {
     if report.abandoned {
         // Stopped unfinished because an earlier server decides every map it serves (so this map too).
         return ServerVerdict::abandoned(url, report.elapsed);
     }
-    // The failure that matters for this map: the connection's, else this map's base search. (A search or
-    // canary lookup that failed or ran out of time is judged per base and per canary.)
+    // The failure that matters for this map: the connection's, else this map's search. (A search or canary
+    // lookup that failed or ran out of time is judged per search and per canary.)
     let connection = report.failure.as_ref().filter(|f| !matches!(f.stage, Stage::Search | Stage::Lookup));
-    let (failure, search) = match (connection, base) {
-        (Some(f), _) => (Some(f.clone()), None),
-        (None, Some(b)) => match report.base_result(b) {
-            Ok(d) => (None, Some(d)),
-            Err(f) => (Some(f), None),
+    let (failure, searched, found) = match (connection, search) {
+        (Some(f), _) => (Some(f.clone()), None, None),
+        (None, Some(s)) => match report.search_result(s) {
+            Ok((d, found)) => (None, Some(d), Some(found)),
+            Err(f) => (Some(f), None, None),
         },
-        (None, None) => (None, None),
+        (None, None) => (None, None, None),
     };
     // This map's share of the connection: its stages and its own search; a failure took the whole time.
-    let elapsed = match (&failure, search) {
+    let elapsed = match (&failure, searched) {
         (None, Some(d)) => report.stages.iter().map(|s| s.elapsed).sum::<Duration>() + d,
         _ => report.elapsed,
     };
@@ -399,16 +447,20 @@ fn server_verdict(
     } else {
         Role::Decides
     };
-    let notes = match base {
-        Some(b) => report.notes.iter().filter(|n| n.starts_with(&format!("base {b} "))).cloned().collect(),
+    let mut notes: Vec<String> = match search {
+        Some(s) => report.notes.iter().filter(|n| n.starts_with(&format!("base {} ", s.base))).cloned().collect(),
         None => Vec::new(),
     };
+    if let Some(Found::NotChecked(why)) = &found {
+        notes.push(format!("presence not checked: the server would not search ({why})"));
+    }
     ServerVerdict {
         url,
         role,
         address: report.address.clone(),
         stages: report.stages.clone(),
-        search,
+        search: searched,
+        found,
         failure,
         tls_note: report.tls_note.clone(),
         elapsed,
@@ -505,7 +557,10 @@ mod tests {
     fn ok_conn() -> ConnReport {
         ConnReport {
             stages: vec![StageTime { stage: Stage::Connect, elapsed: Duration::from_millis(1) }],
-            searches: vec![crate::probe::SearchReport { base: "dc=x".into(), result: Ok(Duration::from_millis(1)) }],
+            searches: vec![crate::probe::SearchReport {
+                search: Search::base("dc=x"),
+                result: Ok((Duration::from_millis(1), Found::Base { readable: true })),
+            }],
             ..Default::default()
         }
     }
@@ -522,6 +577,7 @@ mod tests {
             state: State::Ok,
             reason: None,
             base: Some("dc=x".into()),
+            presence: Err("not in these tests".into()),
             elapsed: None,
             servers: vec![],
             warnings: vec![],
@@ -530,8 +586,52 @@ mod tests {
         };
         let named: Vec<(String, ConnReport)> =
             servers.into_iter().enumerate().map(|(i, r)| (format!("ldap://s{i}:389"), r)).collect();
-        decide_map(&mut v, named.iter().map(|(u, r)| (u.clone(), Scheme::Ldap, r)));
+        decide_map(&mut v, Some(&Search::base("dc=x")), named.iter().map(|(u, r)| (u.clone(), Scheme::Ldap, r)));
         v
+    }
+
+    #[test]
+    fn an_empty_or_unreadable_directory_is_critical_on_the_deciding_server_only() {
+        let search = Search {
+            base: "ou=people,dc=x".into(),
+            presence: Some(Presence {
+                scope: crate::map::Scope::Sub,
+                query: "(mail=*)".into(),
+                filter: "(&(mail=*)(|(maildrop=*)))".into(),
+                attrs: vec!["maildrop".into()],
+                dereference: 0,
+            }),
+        };
+        let conn = |found: Found| ConnReport {
+            searches: vec![crate::probe::SearchReport {
+                search: search.clone(),
+                result: Ok((Duration::from_millis(1), found)),
+            }],
+            ..Default::default()
+        };
+        let judge = |servers: Vec<ConnReport>| {
+            let mut v = MapVerdict { state: State::Ok, reason: None, ..verdict_of(vec![]) };
+            let named: Vec<(String, ConnReport)> =
+                servers.into_iter().enumerate().map(|(i, r)| (format!("ldap://s{i}:389"), r)).collect();
+            decide_map(&mut v, Some(&search), named.iter().map(|(u, r)| (u.clone(), Scheme::Ldap, r)));
+            v
+        };
+        let v = judge(vec![conn(Found::Nothing)]);
+        assert_eq!(v.state, State::Critical);
+        assert_eq!(
+            v.reason.as_deref(),
+            Some(
+                "ldap://s0:389: no entry under ou=people,dc=x (subtree) matches (mail=*) with a value of maildrop: \
+                 Postfix would answer 550 User unknown to every recipient"
+            )
+        );
+        let v = judge(vec![conn(Found::Unreadable)]);
+        assert!(v.reason.unwrap().contains("can read none of maildrop"));
+        let v = judge(vec![conn(Found::Entry), conn(Found::Nothing)]);
+        assert_eq!(v.state, State::Ok, "a standby's emptiness is not what Postfix sees");
+        let v = judge(vec![conn(Found::NotChecked("administrative limit exceeded (11)".into()))]);
+        assert_eq!(v.state, State::Ok);
+        assert!(v.servers[0].notes[0].starts_with("presence not checked"), "{:?}", v.servers[0].notes);
     }
 
     #[test]
@@ -565,7 +665,7 @@ mod tests {
                 ("ldaps://s0:636".to_string(), Scheme::Ldaps, first),
                 ("ldap://s1:389".into(), Scheme::Ldap, ok_conn()),
             ];
-            decide_map(&mut v, servers.iter().map(|(u, s, r)| (u.clone(), *s, r)));
+            decide_map(&mut v, Some(&Search::base("dc=x")), servers.iter().map(|(u, s, r)| (u.clone(), *s, r)));
             v
         };
         let v = named(failed(Stage::Tls, "TLS handshake failed: server certificate rejected"));

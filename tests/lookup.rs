@@ -373,8 +373,13 @@ fn canary_on_a_wrong_base_and_from_the_command_line() {
     let s = Slapd::shared();
     let pw = s.get("SERVICE_PW");
     let d = TempDir::new();
-    // ou=groups exists and is readable: only a canary sees that it is the wrong base.
+    // ou=groups exists and is readable, but no entry below it has a mail address: the presence check sees that
+    // it is the wrong base, with no canary.
     let map = d.write("groups-base.cf", &canary_map(s, "ou=groups,dc=example,dc=com", ""));
+    let r = check(&map, &[], 2, pw);
+    assert!(first_line(&r).contains("no entry under ou=groups,dc=example,dc=com (subtree) matches"), "{}", r.stdout);
+    // Without it, only a canary does.
+    let map = d.write("groups-base.cf", &canary_map(s, "ou=groups,dc=example,dc=com", "health_check_presence = no\n"));
     let r = check(&map, &[], 0, pw);
     assert!(first_line(&r).starts_with("LDAP OK"), "{}", r.stdout);
     let r = check(&map, &["--canary", "user0001@example.com"], 2, pw);

@@ -348,6 +348,12 @@ fn base_searchable_but_not_readable_is_ok() {
     let m = d.write("searchonly.cf", &map_body(&s.ldap_url(), &extra));
     let p = postmap_query(&m, "user0001@example.com");
     assert_eq!((p.code, p.stdout.trim()), (0, "user0001@example.com"), "{}", p.stderr);
+    // The presence check searches below the base: it finds the entries as Postfix does.
+    let r = once(&m, &[], 0, &[s.get("SERVICE_PW")]);
+    assert!(r.stdout.contains("OK in") && r.stdout.contains("entries found under ou=people"), "{}", r.stdout);
+    // Without it, the base search says what it sees.
+    let m =
+        d.write("searchonly-nopresence.cf", &map_body(&s.ldap_url(), &format!("{extra}health_check_presence = no\n")));
     let r = once(&m, &[], 0, &[s.get("SERVICE_PW")]);
     assert!(
         r.stdout.contains("base ou=people,dc=example,dc=com answered with no entry: readable? canaries tell"),
@@ -373,7 +379,12 @@ fn two_maps_on_one_server_share_the_connection() {
     let s = Slapd::shared();
     let d = TempDir::new();
     let a = d.write("a.cf", &map_body(&s.ldap_url(), &service_bind(s)));
-    let b = d.write("b.cf", &map_body(&s.ldap_url(), &service_bind(s)).replace("ou=people,", "ou=groups,"));
+    // (ou=groups holds no mail entry: its presence check is turned off, this test is about the connection.)
+    let b = d.write(
+        "b.cf",
+        &map_body(&s.ldap_url(), &format!("{}health_check_presence = no\n", service_bind(s)))
+            .replace("ou=people,", "ou=groups,"),
+    );
     let r = run(&["--once", "-f", a.to_str().unwrap(), "-f", b.to_str().unwrap()], &[]);
     r.assert_code(0);
     assert!(first_line(&r).starts_with("LDAP OK - 2 maps, 1 server in"), "{}", r.stdout);

@@ -35,7 +35,7 @@ impl Entry {
     }
 
     /// Parse a SearchResultEntry ([APPLICATION 4] { objectName, attributes }).
-    pub(super) fn parse(tag: StructureTag) -> Option<Entry> {
+    pub(crate) fn parse(tag: StructureTag) -> Option<Entry> {
         let mut parts = tag.match_id(4)?.expect_constructed()?.into_iter();
         let dn = String::from_utf8_lossy(&parts.next()?.expect_primitive()?).into_owned();
         let mut attrs = Vec::new();
@@ -91,59 +91,6 @@ pub(crate) fn parse_ldap_url(value: &str) -> Result<LdapUrl, String> {
     Ok(LdapUrl { dn: url.dn, attrs: url.attrs, scope, filter: url.filter })
 }
 
-/// libldap's filter reader (`ldap_pvt_put_filter()`) skips blanks (space, tab, newline) after `(`, between the
-/// parts of `&`, `|` and `!` and around the whole filter, so a filter written over continuation lines works in
-/// Postfix; ldap3's parser rejects them. Drop them first. Blanks inside an `attr=value` item stay: part of the
-/// value, or an invalid attribute as for libldap (verified with postmap).
-pub(crate) fn normalize_filter(filter: &str) -> String {
-    let b = filter.as_bytes();
-    let blank = |c: u8| matches!(c, b' ' | b'\t' | b'\n');
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if blank(c) {
-            i += 1;
-        } else if c == b')' {
-            out.push(c);
-            i += 1;
-        } else if c == b'(' {
-            out.push(c);
-            i += 1;
-            while i < b.len() && blank(b[i]) {
-                i += 1;
-            }
-            if i < b.len() && matches!(b[i], b'&' | b'|' | b'!') {
-                out.push(b[i]);
-                i += 1;
-                continue;
-            }
-            // A simple item: up to its closing parenthesis (libldap's find_right_paren()).
-            let mut depth = 0;
-            while i < b.len() {
-                match b[i] {
-                    b'\\' if i + 1 < b.len() => {
-                        out.extend_from_slice(&b[i..i + 2]);
-                        i += 2;
-                        continue;
-                    }
-                    b'(' => depth += 1,
-                    b')' if depth == 0 => break,
-                    b')' => depth -= 1,
-                    _ => {}
-                }
-                out.push(b[i]);
-                i += 1;
-            }
-        } else {
-            // A bare `attr=value` without parentheses: the rest, as it is.
-            out.extend_from_slice(&b[i..]);
-            break;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn ldap_scope(scope: Scope) -> ldap3::Scope {
     match scope {
         Scope::Base => ldap3::Scope::Base,
@@ -179,7 +126,7 @@ async fn search(
         .deref(deref);
     let mut stream = ldap
         .with_search_options(opts)
-        .streaming_search(base, ldap_scope(scope), &normalize_filter(filter), attrs.to_vec())
+        .streaming_search(base, ldap_scope(scope), &crate::map::filter::normalize(filter), attrs.to_vec())
         .await
         .map_err(|e| LookupError::from_ldap(&e))?;
     // Postfix takes every entry up to `size_limit`; one more tells it the limit was exceeded.

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::search::{attrdesc_subtype, is_ldap_url, normalize_filter, parse_ldap_url, url_attrs, Entry};
+use super::search::{attrdesc_subtype, is_ldap_url, parse_ldap_url, url_attrs, Entry};
 use super::*;
 
 fn spec(extra: &str) -> Spec {
@@ -126,16 +126,6 @@ fn ldap_urls_in_special_attributes() {
     assert!(parse_ldap_url("ldap:///x??bogus").is_err());
     assert!(parse_ldap_url("ldap:///x?a?b?c?d?e").is_err());
     assert!(parse_ldap_url("<ldap:///x").is_err());
-}
-
-#[test]
-fn filters_lose_the_blanks_libldap_skips() {
-    assert_eq!(normalize_filter("(| (mail=a) \t(uid=b)\n )"), "(|(mail=a)(uid=b))");
-    assert_eq!(normalize_filter(" ( & (objectClass=*) (! (uid=x)) ) "), "(&(objectClass=*)(!(uid=x)))");
-    assert_eq!(normalize_filter("( mail=a b )"), "(mail=a b )");
-    assert_eq!(normalize_filter("(mail=\\29 x)"), "(mail=\\29 x)");
-    assert_eq!(normalize_filter("objectclass=*"), "objectclass=*");
-    assert_eq!(normalize_filter("(mail =x)"), "(mail =x)");
 }
 
 #[test]

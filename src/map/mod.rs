@@ -12,6 +12,7 @@
 //!
 //! Parsing never touches the network.
 
+pub(crate) mod filter;
 pub mod ldap_url;
 pub(crate) mod reader;
 pub mod secret;
@@ -148,6 +149,9 @@ pub struct Map {
     pub health_check_keys: Vec<String>,
     /// The parameters into which Postfix folds an indented `bind_pw` line (`bind_pw` then stays unset).
     pub folded: Vec<Folded>,
+    /// `health_check_presence` (ours, Postfix ignores it; default yes): check that the map's query finds some
+    /// entry at all. `no` for maps where an empty answer is normal (a transport or sender-access map).
+    pub health_check_presence: bool,
     /// What Postfix would warn about when opening this map.
     pub warnings: Vec<Warning>,
 }
@@ -274,6 +278,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Map, ConfigError> {
     p.int("debuglevel", 0, 0, 0)?;
     // Our own parameter; Postfix ignores it.
     map.health_check_keys = split_list(&p.before_fold("health_check_key", ""));
+    map.health_check_presence = p.boolean("health_check_presence", true)?;
     map.folded = p.folded();
 
     // Postfix only fails at the first lookup here, but then it fails every lookup: report it last, so that
@@ -322,6 +327,7 @@ impl Map {
             chase_referrals: false,
             health_check_keys: Vec::new(),
             folded: Vec::new(),
+            health_check_presence: true,
             warnings: Vec::new(),
         }
     }
@@ -461,7 +467,7 @@ fn read_tls(p: &mut Params<'_>, map: &mut Map) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Every parameter name Postfix reads from an LDAP map, plus our `health_check_key`.
+/// Every parameter name Postfix reads from an LDAP map, plus our `health_check_key` and `health_check_presence`.
 pub const KNOWN_NAMES: &[&str] = &[
     "server_host",
     "server_port",
@@ -502,4 +508,5 @@ pub const KNOWN_NAMES: &[&str] = &[
     "cache_expiry",
     "cache_size",
     "health_check_key",
+    "health_check_presence",
 ];

@@ -81,6 +81,7 @@ fn empty_file_gives_every_default() {
         chase_referrals: false,
         health_check_keys: vec![],
         folded: vec![],
+        health_check_presence: true,
         warnings: vec![],
     };
     assert_eq!(m, expected);

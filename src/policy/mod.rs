@@ -174,7 +174,9 @@ pub fn self_test(cli: &Cli) -> ExitCode {
     }
     let (action, why, code) = match &judgement {
         Judgement::Trusted => ("DUNNO", "every canary is found".to_string(), 0),
-        Judgement::Down(why) => ("DUNNO", format!("Postfix's own lookups fail (it answers 451): {}", why.join("; ")), 0),
+        Judgement::Down(why) => {
+            ("DUNNO", format!("Postfix's own lookups fail (it answers 451): {}", why.join("; ")), 0)
+        }
         Judgement::Untrusted(why) => (DEFER, why.join("; "), 1),
     };
     out.push_str(&format!("an RCPT now gets: action={action}\n  because: {why}\n"));

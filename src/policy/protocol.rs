@@ -132,7 +132,8 @@ mod tests {
 
     #[test]
     fn requests_follow_one_another_and_eof_ends_them() {
-        let got = all(b"request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=a@b\n\nrequest=x\r\n\r\nsender=half");
+        let got =
+            all(b"request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=a@b\n\nrequest=x\r\n\r\nsender=half");
         assert_eq!(got.len(), 2, "the request cut by EOF is not answered");
         assert_eq!(got[0].get("protocol_state"), Some("RCPT"));
         assert_eq!(got[0].get("recipient"), Some("a@b"));

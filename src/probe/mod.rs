@@ -14,6 +14,7 @@
 
 pub mod certinfo;
 pub mod connect;
+pub mod search;
 mod starttls;
 mod tls;
 
@@ -26,8 +27,9 @@ use tokio::time::Instant;
 
 use crate::deadline::Deadline;
 use crate::map::Scheme;
-use crate::plan::{Job, LookupJob};
-use crate::reason::{connection_lost, ldap_reason, result_reason, secs};
+use crate::plan::{Job, LookupJob, Search};
+use crate::reason::secs;
+pub use search::Found;
 
 /// The stages of a check, in the order they happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -121,11 +123,11 @@ impl fmt::Display for Failure {
     }
 }
 
-/// The result of checking one base on a connection.
+/// The result of one search of a job ([`Search`]): how long it took and what it found, or why it failed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchReport {
-    pub base: String,
-    pub result: Result<Duration, Failure>,
+    pub search: Search,
+    pub result: Result<(Duration, Found), Failure>,
 }
 
 /// What happened on one connection.
@@ -139,7 +141,7 @@ pub struct ConnReport {
     pub failure: Option<Failure>,
     /// What became of the server certificate: verified, or accepted unverified as `tls_require_cert = no` allows.
     pub tls_note: Option<String>,
-    /// One report per base of the job that was searched before the end (in job order).
+    /// One report per search of the job that was made before the end (in job order).
     pub searches: Vec<SearchReport>,
     /// One report per canary lookup of the job that ran before the end (in job order).
     pub lookups: Vec<LookupReport>,
@@ -153,10 +155,10 @@ pub struct ConnReport {
 }
 
 impl ConnReport {
-    /// The report for `base`: the search's own result, or the connection failure that prevented it, or a
+    /// The report for `search`: the search's own result, or the connection failure that prevented it, or a
     /// timeout if the deadline came first.
-    pub fn base_result(&self, base: &str) -> Result<Duration, Failure> {
-        if let Some(s) = self.searches.iter().find(|s| s.base == base) {
+    pub fn search_result(&self, search: &Search) -> Result<(Duration, Found), Failure> {
+        if let Some(s) = self.searches.iter().find(|s| &s.search == search) {
             return s.result.clone();
         }
         Err(self.failure.clone().unwrap_or_else(|| Failure {
@@ -294,10 +296,10 @@ async fn probe_job(job: &Job, start: Instant, until: Instant) -> ConnReport {
             let after = secs(until - start);
             let failure = Failure { stage, timed_out: true, message: format!("timed out after {after} in {stage}") };
             if stage == Stage::Search {
-                // The base being searched when time ran out gets the timeout; later bases were never reached.
-                let base = job.bases.iter().find(|b| !p.report.searches.iter().any(|s| &s.base == *b));
-                if let Some(base) = base {
-                    p.report.searches.push(SearchReport { base: base.clone(), result: Err(failure.clone()) });
+                // The search made when time ran out gets the timeout; later ones were never reached.
+                let search = job.searches.iter().find(|b| !p.report.searches.iter().any(|s| &s.search == *b));
+                if let Some(search) = search {
+                    p.report.searches.push(SearchReport { search: search.clone(), result: Err(failure.clone()) });
                 }
             }
             if stage == Stage::Lookup {
@@ -338,20 +340,29 @@ async fn connect_and_check(
     let mut ldap = connect::connect(&job.endpoint, progress, until, driver).await?;
     // Once the connection is lost, what was not asked yet is reported as such, not as a deadline.
     let mut lost: Option<&str> = None;
-    for base in &job.bases {
+    for s in &job.searches {
         let result = match lost {
-            Some(during) => {
-                Err(fail(Stage::Search, format!("search of {base} not made: the connection was lost during {during}")))
-            }
+            Some(during) => Err(fail(
+                Stage::Search,
+                format!("search of {} not made: the connection was lost during {during}", s.base),
+            )),
             None => {
-                let (result, gone) = search_base(&mut ldap, base, progress).await;
+                progress.borrow_mut().begin(Stage::Search);
+                let (result, gone) = search::run(&mut ldap, s).await;
+                let elapsed = progress.borrow_mut().end();
                 if gone {
                     lost = Some("an earlier search");
                 }
-                result
+                result.map(|found| (elapsed, found))
             }
         };
-        progress.borrow_mut().report.searches.push(SearchReport { base: base.clone(), result });
+        if let Ok((_, Found::Base { readable: false })) = &result {
+            // The base exists (rc 0) but its entry is not readable by this identity (an ACL with `search` but not
+            // `read` on it): Postfix's subtree searches below it still work.
+            let note = format!("base {} answered with no entry: readable? canaries tell", s.base);
+            progress.borrow_mut().report.notes.push(note);
+        }
+        progress.borrow_mut().report.searches.push(SearchReport { search: s.clone(), result });
     }
     for l in &job.lookups {
         let (result, elapsed) = match lost {
@@ -374,60 +385,6 @@ async fn connect_and_check(
     }
     let _ = ldap.unbind().await;
     Ok(())
-}
-
-/// Each search base must exist and be visible to this identity: a missing static base is a lookup error for
-/// Postfix (451), not "not found". Returns the search's time or failure, and whether the connection was lost.
-async fn search_base(
-    ldap: &mut ldap3::Ldap,
-    base: &str,
-    progress: &RefCell<Progress>,
-) -> (Result<Duration, Failure>, bool) {
-    progress.borrow_mut().begin(Stage::Search);
-    let result = base_search(ldap, base).await;
-    let elapsed = progress.borrow_mut().end();
-    let lost = matches!(&result, Err(e) if e.as_ref().is_none_or(connection_lost));
-    let result = match result {
-        Err(None) => Err(fail(Stage::Search, "the server answered a base-scope search with more than one entry")),
-        Err(Some(e)) => Err(fail(Stage::Search, ldap_reason(&e))),
-        Ok((_, r)) if r.rc == 32 => {
-            Err(fail(Stage::Search, format!("search base {base} not found: {}", result_reason(32, &r.text))))
-        }
-        Ok((_, r)) if r.rc != 0 => {
-            Err(fail(Stage::Search, format!("search of {base}: {}", result_reason(r.rc, &r.text))))
-        }
-        Ok((entries, _)) => {
-            if entries == 0 {
-                // The base exists (rc 0) but its entry is not readable by this identity (an ACL with `search`
-                // but not `read` on it): Postfix's subtree searches below it still work.
-                let note = format!("base {base} answered with no entry: readable? canaries tell");
-                progress.borrow_mut().report.notes.push(note);
-            }
-            Ok(elapsed)
-        }
-    };
-    (result, lost)
-}
-
-/// A base-scope search of `base` asking for no attribute: how many entries came (0 or 1), and the result.
-/// A second entry is no answer a working server gives (`Err(None)`): it is not read further, so a server that
-/// streams entries without end holds nothing.
-async fn base_search(
-    ldap: &mut ldap3::Ldap,
-    base: &str,
-) -> Result<(usize, ldap3::LdapResult), Option<ldap3::LdapError>> {
-    let mut stream = ldap.streaming_search(base, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await?;
-    let mut entries = 0;
-    while let Some(item) = stream.next().await? {
-        if item.is_ref() || item.is_intermediate() {
-            continue;
-        }
-        entries += 1;
-        if entries > 1 {
-            return Err(None);
-        }
-    }
-    Ok((entries, stream.finish().await))
 }
 
 #[cfg(test)]

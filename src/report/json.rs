@@ -11,7 +11,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::probe::Failure;
+use crate::plan::Presence;
+use crate::probe::{Failure, Found};
 use crate::verdict::{CanaryOutcome, CanaryVerdict, MapVerdict, Report, Role, ServerVerdict, State, Thresholds};
 
 /// The version of the JSON document's shape (`format_version`).
@@ -79,12 +80,44 @@ fn map(m: &MapVerdict) -> String {
     o.string("state", m.state.label());
     o.opt_string("reason", m.reason.as_deref());
     o.opt_string("base", m.base.as_deref());
+    o.raw("presence", &m.presence.as_ref().map(presence).unwrap_or_else(|_| "null".to_string()));
+    o.opt_string("presence_skipped", m.presence.as_ref().err().map(String::as_str));
     o.opt_number("elapsed_seconds", m.elapsed);
     o.raw("servers", &array(m.servers.iter().map(server)));
     o.raw("warnings", &array(m.warnings.iter().map(|w| string(w))));
     o.raw("canaries", &array(m.canaries.iter().map(canary)));
     o.raw("used_by", &array(m.used_by.iter().map(|u| string(u))));
     o.finish()
+}
+
+/// The presence check: the loosened query searched below `base`.
+fn presence(p: &Presence) -> String {
+    let mut o = Object::new();
+    o.string("query", &p.query);
+    o.string("filter", &p.filter);
+    o.string(
+        "scope",
+        match p.scope {
+            crate::map::Scope::Base => "base",
+            crate::map::Scope::One => "one",
+            crate::map::Scope::Sub => "sub",
+        },
+    );
+    o.raw("attributes", &array(p.attrs.iter().map(|a| string(a))));
+    o.finish()
+}
+
+/// What a server's search for the map found: `base` / `base_unreadable` (the base search), `entry`, `nothing`,
+/// `unreadable`, `not_checked` (the presence check).
+fn found(f: &Found) -> &'static str {
+    match f {
+        Found::Base { readable: true } => "base",
+        Found::Base { readable: false } => "base_unreadable",
+        Found::Entry => "entry",
+        Found::Nothing => "nothing",
+        Found::Unreadable => "unreadable",
+        Found::NotChecked(_) => "not_checked",
+    }
 }
 
 /// A canary: `outcome` is `found` (with `value`, what Postfix's lookup returns), `not_found` (550),
@@ -131,6 +164,7 @@ fn server(s: &ServerVerdict) -> String {
     });
     o.raw("stages", &array(stages));
     o.opt_number("search_seconds", s.search);
+    o.opt_string("found", s.found.as_ref().map(found));
     o.number("elapsed_seconds", s.elapsed);
     o.raw("error", &s.failure.as_ref().map(error).unwrap_or_else(|| "null".to_string()));
     o.opt_string("tls_note", s.tls_note.as_deref());
@@ -271,6 +305,7 @@ mod tests {
                 state: State::Critical,
                 reason: Some("ldap://h:389: bind as \"x\" failed".into()),
                 base: Some("dc=x".into()),
+                presence: Err("none".into()),
                 elapsed: Some(Duration::from_micros(2500)),
                 servers: vec![ServerVerdict {
                     url: "ldap://h:389".into(),
@@ -278,6 +313,7 @@ mod tests {
                     address: Some("127.0.0.1:389".into()),
                     stages: vec![StageTime { stage: Stage::Connect, elapsed: Duration::from_micros(300) }],
                     search: None,
+                    found: None,
                     failure: Some(Failure { stage: Stage::Bind, timed_out: false, message: "no\nway".into() }),
                     tls_note: None,
                     elapsed: Duration::from_micros(2500),

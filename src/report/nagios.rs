@@ -54,9 +54,9 @@ fn label(name: &str) -> String {
 }
 
 /// Nagios reads one line and treats `|` as the perfdata separator: keep both out of messages (newlines become
-/// spaces, other control characters are escaped).
+/// spaces, other control characters are escaped, `|` (an OR in a filter) is shown as `¦`).
 fn one_line(s: &str) -> String {
-    crate::reason::one_line(&s.replace(['\n', '\r'], " ").replace('|', "/"))
+    crate::reason::one_line(&s.replace(['\n', '\r'], " ").replace('|', "\u{a6}"))
 }
 
 /// `s` cut to at most `max` bytes (at a character boundary), with `...` when cut.
@@ -79,7 +79,9 @@ fn long_map(out: &mut String, map: &MapVerdict, verbose: u8) {
         }
         (None, State::Ok) => {
             if let (Some(d), Some(base)) = (map.elapsed, &map.base) {
-                let _ = write!(out, " in {}, base {} found", ms(d), base);
+                let what = if map.presence.is_ok() { "entries found under" } else { "base" };
+                let found = if map.presence.is_ok() { "" } else { " found" };
+                let _ = write!(out, " in {}, {what} {base}{found}", ms(d));
             }
         }
         _ => {}
@@ -87,6 +89,17 @@ fn long_map(out: &mut String, map: &MapVerdict, verbose: u8) {
     out.push('\n');
     if !map.used_by.is_empty() {
         let _ = writeln!(out, "  used by: {}", map.used_by.join(", "));
+    }
+    match &map.presence {
+        Ok(p) => {
+            let base = map.base.as_deref().unwrap_or("");
+            let with = if p.attrs.is_empty() { String::new() } else { format!(", with {}", p.attrs.join(" or ")) };
+            let _ = writeln!(out, "  presence: {} under {base} ({}){with}", one_line(&p.query), scope_word(p.scope));
+        }
+        Err(why) if map.base.is_some() => {
+            let _ = writeln!(out, "  presence: not checked: {}", one_line(why));
+        }
+        Err(_) => {}
     }
     for server in &map.servers {
         long_server(out, server);
@@ -155,6 +168,15 @@ fn stage_word(stage: Stage) -> String {
     }
 }
 
+/// A search scope as the long output names it.
+pub fn scope_word(scope: crate::map::Scope) -> &'static str {
+    match scope {
+        crate::map::Scope::Base => "base",
+        crate::map::Scope::One => "one level",
+        crate::map::Scope::Sub => "subtree",
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -185,7 +207,7 @@ mod tests {
 
     #[test]
     fn first_line_stays_one_line() {
-        assert_eq!(one_line("a\nb|c"), "a b/c");
+        assert_eq!(one_line("a\nb|c"), "a b\u{a6}c");
         assert_eq!(one_line("a\x1b[2Jb\0"), "a\\u{1b}[2Jb\\u{0}");
     }
 
@@ -197,6 +219,7 @@ mod tests {
             state,
             reason,
             base: Some("dc=x".into()),
+            presence: Err("none".into()),
             elapsed: Some(Duration::from_micros(1500)),
             servers: vec![],
             warnings: vec![],

@@ -236,6 +236,7 @@ mod tests {
             address: None,
             stages: vec![],
             search: None,
+            found: None,
             failure: (!ok).then(|| crate::probe::Failure {
                 stage: crate::probe::Stage::Connect,
                 timed_out: false,
@@ -333,6 +334,7 @@ mod tests {
             state: State::Warning,
             reason: None,
             base: None,
+            presence: Err("none".into()),
             elapsed: None,
             servers: vec![server("ldap://a:389", false), server("ldap://b:389", true), server("ldap://a:389", true)],
             warnings: vec![],

@@ -8,6 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod presence;
+
+pub use presence::{Presence, Search};
+
 use crate::lookup::{Prepared, Query, Spec};
 use crate::map::{template, BindMode, ConfigError, Map, Scheme, Secret, Server, Source, TlsParams};
 
@@ -35,9 +39,9 @@ impl Endpoint {
 #[derive(Clone, Debug)]
 pub struct Job {
     pub endpoint: Endpoint,
-    /// Base DNs to check with a base-scope search, in order.
-    pub bases: Vec<String>,
-    /// Canary lookups to run after the base searches, in order.
+    /// The searches of its maps (presence checks, or base searches), each once, in order.
+    pub searches: Vec<Search>,
+    /// Canary lookups to run after the searches, in order.
     pub lookups: Vec<LookupJob>,
 }
 
@@ -92,9 +96,14 @@ pub struct MapPlan {
     pub problem: Option<MapProblem>,
     /// Index into [`Plan::jobs`] for each server of the map, in `server_host` order.
     pub jobs: Vec<usize>,
-    /// The base to search: `search_base`, or the static suffix of a base with `%` expansions; `None` when
-    /// nothing static is left to check.
+    /// The static part of the search base: `search_base`, or its suffix after the last RDN with a `%`
+    /// expansion; `None` when nothing static is left to check.
     pub base: Option<String>,
+    /// What this map's connections search (from `base`): its presence check, or the base search when it has
+    /// none (see `presence_skipped`).
+    pub search: Option<Search>,
+    /// Why the map has no presence check (`health_check_presence = no`, a query that does not depend on the key).
+    pub presence_skipped: Option<String>,
     /// The canaries of the map: its `health_check_key` values, then the `--canary` keys, each once.
     pub canaries: Vec<Canary>,
 }
@@ -123,6 +132,8 @@ impl Plan {
                 problem: None,
                 jobs: Vec::new(),
                 base: None,
+                search: None,
+                presence_skipped: None,
                 canaries: Vec::new(),
             })
             .collect();
@@ -148,20 +159,29 @@ impl Plan {
             let Ok(map) = &mp.map else { continue };
             mp.problem = not_checkable(map).map(MapProblem::NotChecked);
             mp.base = static_base(&map.search_base);
+            if let Some(base) = &mp.base {
+                mp.search = Some(match presence::presence(map, base) {
+                    Ok(p) => Search { base: base.clone(), presence: Some(p) },
+                    Err(why) => {
+                        mp.presence_skipped = Some(why);
+                        Search::base(base)
+                    }
+                });
+            }
             mp.canaries = canaries(map, global);
             let lookups = if mp.problem.is_none() { prepare_canaries(mp, index, until, table) } else { Vec::new() };
             if let (None, Ok(map)) = (&mp.problem, &mp.map) {
-                mp.jobs = self.add_jobs(map, mp.base.as_deref(), index, &lookups);
+                mp.jobs = self.add_jobs(map, mp.search.as_ref(), index, &lookups);
             }
         }
         self.maps = maps;
     }
 
-    /// The jobs of map `index`, in `server_host` order, each with the map's base and canary lookups.
-    fn add_jobs(&mut self, map: &Map, base: Option<&str>, index: usize, lookups: &[LookupJob]) -> Vec<usize> {
+    /// The jobs of map `index`, in `server_host` order, each with the map's search and canary lookups.
+    fn add_jobs(&mut self, map: &Map, search: Option<&Search>, index: usize, lookups: &[LookupJob]) -> Vec<usize> {
         let mut jobs = Vec::new();
         for endpoint in endpoints(map) {
-            let job = self.job_for(endpoint, base);
+            let job = self.job_for(endpoint, search);
             // A server listed twice is one connection: its canaries run once.
             if !self.jobs[job].lookups.iter().any(|l| l.map == index) {
                 self.jobs[job].lookups.extend(lookups.iter().cloned());
@@ -171,8 +191,8 @@ impl Plan {
         jobs
     }
 
-    /// The job for `endpoint` (shared when another map already uses the same one), with `base` added.
-    fn job_for(&mut self, endpoint: Endpoint, base: Option<&str>) -> usize {
+    /// The job for `endpoint` (shared when another map already uses the same one), with `search` added.
+    fn job_for(&mut self, endpoint: Endpoint, search: Option<&Search>) -> usize {
         let same = |e: &Endpoint| Endpoint { connect_timeout: endpoint.connect_timeout, ..e.clone() } == endpoint;
         let index = match self.jobs.iter().position(|j| same(&j.endpoint)) {
             Some(i) => {
@@ -181,13 +201,13 @@ impl Plan {
                 i
             }
             None => {
-                self.jobs.push(Job { endpoint, bases: Vec::new(), lookups: Vec::new() });
+                self.jobs.push(Job { endpoint, searches: Vec::new(), lookups: Vec::new() });
                 self.jobs.len() - 1
             }
         };
-        if let Some(base) = base {
-            if !self.jobs[index].bases.iter().any(|b| b == base) {
-                self.jobs[index].bases.push(base.to_string());
+        if let Some(search) = search {
+            if !self.jobs[index].searches.contains(search) {
+                self.jobs[index].searches.push(search.clone());
             }
         }
         index
