@@ -23,7 +23,7 @@ _ldap__health__check() {
 
     case "${cmd}" in
         ldap__health__check)
-            opts="-f -t -w -c -v -h -V --conffile --once --interval --timeout --warning --critical --verbose --debug --syslog --format --prometheus-textfile --canary --query --postfix-config --help --version"
+            opts="-f -t -w -c -v -h -V --conffile --once --interval --timeout --warning --critical --verbose --debug --syslog --format --prometheus-textfile --canary --query --postfix-config --cert-warn --cert-crit --replica-lag --policy --policy-cache --self-test --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -82,6 +82,22 @@ _ldap__health__check() {
                     return 0
                     ;;
                 --postfix-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert-warn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert-crit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --replica-lag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy-cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

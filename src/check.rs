@@ -13,7 +13,7 @@ use crate::map::Source;
 use crate::plan::Plan;
 use crate::probe;
 use crate::report::{self, json, nagios, prometheus};
-use crate::verdict::{self, Report, State, Thresholds};
+use crate::verdict::{self, Foresight, Report, State, Thresholds};
 
 /// What one check looks at: the maps, the `--canary` keys, Postfix's configuration directory (for `domain`
 /// tables).
@@ -43,7 +43,13 @@ pub fn run(cli: &Cli) -> ExitCode {
     let mut first = Some(start);
     let code = loop {
         let start = first.take().unwrap_or_else(Instant::now);
-        let (report, deadline) = check(&rt, &targets, start, cli.timeout, &thresholds);
+        let foresight = Foresight {
+            cert_warn: cli.cert_warn,
+            cert_crit: cli.cert_crit,
+            replica_lag: cli.replica_lag,
+            now: SystemTime::now(),
+        };
+        let (report, deadline) = check(&rt, &targets, start, cli.timeout, &thresholds, &foresight);
         let finished = SystemTime::now();
         let last = cli.once || matches!(report.state, State::Critical | State::Unknown);
         print_report(cli, &report, &deadline, &thresholds, finished, last);
@@ -126,6 +132,7 @@ pub fn check(
     start: Instant,
     timeout: Option<std::time::Duration>,
     thresholds: &Thresholds,
+    foresight: &Foresight,
 ) -> (Report, Deadline) {
     // The maps' own `timeout`s are not known before they are read: they are read by `-t` or the default.
     let mut plan = Plan::read(&targets.maps, Deadline::for_maps(start, timeout, []).until());
@@ -135,7 +142,7 @@ pub fn check(
     let mut table = |t: &str, k: &str| crate::postfix::postmap_table_lookup(Some(config_dir), t, k, &deadline);
     plan.prepare(&targets.canaries, deadline.until(), &mut table);
     let reports = probe::run(rt, &plan.jobs, &plan.job_orders(), &deadline);
-    let verdicts = verdict::decide(&plan, &reports);
+    let verdicts = verdict::decide(&plan, &reports, foresight);
     (verdict::report(verdicts, plan.jobs.len(), deadline.elapsed(), thresholds), deadline)
 }
 

@@ -99,6 +99,21 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub postfix_config: Option<PathBuf>,
 
+    /// WARNING when a TLS server's certificate (any server of a map, standbys included) expires within this
+    /// time, or has expired while Postfix does not verify it (0: never), e.g. 21d, 2w
+    #[arg(long, value_name = "DURATION", default_value = "21d", value_parser = parse_span)]
+    pub cert_warn: Duration,
+
+    /// CRITICAL when a certificate Postfix verifies (tls_require_cert = yes) expires within this time (0: never;
+    /// the systemd unit sets 0, so that a certificate that still works never stops Postfix)
+    #[arg(long, value_name = "DURATION", default_value = "3d", value_parser = parse_span)]
+    pub cert_crit: Duration,
+
+    /// WARNING when a server's data lags the freshest server of its map by more than this (maps with several
+    /// servers; their contextCSN values compared; 0: never), e.g. 5m, 1h
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_span)]
+    pub replica_lag: Duration,
+
     /// Serve Postfix's SMTPD access policy protocol on stdin/stdout (run by spawn(8) from master.cf): answer
     /// DEFER_IF_REJECT for a recipient while the recipient maps answer wrong, DUNNO otherwise; logs to syslog.
     /// The maps: -f, else those main.cf uses for recipients. -t is the deadline per request [default: 2s]
@@ -162,6 +177,18 @@ pub enum Format {
     Nagios,
     /// JSON Lines, described by docs/json-schema.json
     Json,
+}
+
+/// A span for a look-ahead check: humantime (`21d`, `2w`, `12h`) or bare seconds, 0 allowed, no upper cap.
+pub fn parse_span(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        if (0.0..1e12).contains(&secs) {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+        return Err(format!("'{s}' must be a number of seconds, 0 or more"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 21d, 2w or 0"))
 }
 
 /// A cache duration: as [`parse_duration`], and 0 (no cache).

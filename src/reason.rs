@@ -39,6 +39,32 @@ pub fn one_line(message: &str) -> String {
     message.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
+/// A Unix time as a UTC date and time: `2026-12-03 14:05 UTC`.
+pub fn utc(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+}
+
+/// A span of time in words, to the unit that matters: `3 days`, `5 h`, `12 min`, `40 s`.
+pub fn span(seconds: u64) -> String {
+    match seconds {
+        s if s >= 2 * 86_400 => format!("{} days", (s + 43_200) / 86_400),
+        s if s >= 3600 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 /// Format a duration as a short number of seconds: `2 s`, `0.5 s`.
 pub fn secs(d: Duration) -> String {
     let text = format!("{:.3}", d.as_secs_f64());
@@ -173,6 +199,18 @@ mod tests {
         assert_eq!(shown.chars().count(), SERVER_TEXT_CHARS + 3);
         assert!(shown.ends_with("..."));
         assert_eq!(result_reason(49, &"x".repeat(5000)).chars().count(), "invalid credentials (49): ".len() + 203);
+    }
+
+    #[test]
+    fn dates_and_spans_read_as_words() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_796_126_400), "2026-12-01 12:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(span(3 * 86_400 + 5), "3 days");
+        assert_eq!(span(5 * 86_400 - 30), "5 days", "to the nearest day");
+        assert_eq!(span(86_400 + 3600), "25 h 0 min");
+        assert_eq!(span(3660), "1 h 1 min");
+        assert_eq!(span(61), "1 min");
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Job {
     pub searches: Vec<Search>,
     /// Canary lookups to run after the searches, in order.
     pub lookups: Vec<LookupJob>,
+    /// A map of this connection has other servers too: read how fresh this one's data is (contextCSN).
+    pub replica: bool,
 }
 
 /// One canary key of one map, ready to be looked up on a connection of the map.
@@ -172,6 +174,14 @@ impl Plan {
             let lookups = if mp.problem.is_none() { prepare_canaries(mp, index, until, table) } else { Vec::new() };
             if let (None, Ok(map)) = (&mp.problem, &mp.map) {
                 mp.jobs = self.add_jobs(map, mp.search.as_ref(), index, &lookups);
+                let mut distinct = mp.jobs.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() > 1 {
+                    for &j in &mp.jobs {
+                        self.jobs[j].replica = true;
+                    }
+                }
             }
         }
         self.maps = maps;
@@ -201,7 +211,7 @@ impl Plan {
                 i
             }
             None => {
-                self.jobs.push(Job { endpoint, searches: Vec::new(), lookups: Vec::new() });
+                self.jobs.push(Job { endpoint, searches: Vec::new(), lookups: Vec::new(), replica: false });
                 self.jobs.len() - 1
             }
         };

@@ -134,7 +134,7 @@ async fn handshake(
         _ if tls => format!("ldaps://{}:{}", url_host(&server.host), server.port),
         _ => format!("ldap://{}:{}", url_host(&server.host), server.port),
     };
-    let note = Arc::new(Mutex::new(None));
+    let note = Arc::new(Mutex::new(super::tls::Seen::default()));
     if tls {
         progress.borrow_mut().begin(Stage::Tls);
         let config =
@@ -143,7 +143,11 @@ async fn handshake(
     }
     let connected = LdapConnAsync::with_settings(settings, &url).await;
     if tls {
-        progress.borrow_mut().report.tls_note = note.lock().ok().and_then(|n| n.clone());
+        if let Ok(seen) = note.lock() {
+            let mut p = progress.borrow_mut();
+            p.report.tls_note = seen.note.clone();
+            p.report.certificate = seen.cert.clone();
+        }
     }
     let (conn, ldap) = connected.map_err(|e| fail(if tls { Stage::Tls } else { Stage::Connect }, ldap_reason(&e)))?;
     if tls {

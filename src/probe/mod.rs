@@ -14,6 +14,7 @@
 
 pub mod certinfo;
 pub mod connect;
+pub mod replica;
 pub mod search;
 mod starttls;
 mod tls;
@@ -141,6 +142,10 @@ pub struct ConnReport {
     pub failure: Option<Failure>,
     /// What became of the server certificate: verified, or accepted unverified as `tls_require_cert = no` allows.
     pub tls_note: Option<String>,
+    /// The server certificate's validity, subject and issuer (TLS connections; also when it did not verify).
+    pub certificate: Option<certinfo::CertInfo>,
+    /// For servers of maps with more than one server: the contextCSN of each naming context holding a base.
+    pub context_csn: replica::ContextCsns,
     /// One report per search of the job that was made before the end (in job order).
     pub searches: Vec<SearchReport>,
     /// One report per canary lookup of the job that ran before the end (in job order).
@@ -183,6 +188,9 @@ impl ConnReport {
     }
 }
 
+/// The least time standbys are given to finish once every map is decided (see [`run`]).
+const GRACE: Duration = Duration::from_millis(50);
+
 /// The most threads resolving host names at once (the unit's `TasksMax=` counts them).
 const BLOCKING_THREADS: usize = 16;
 
@@ -218,6 +226,16 @@ pub fn run(rt: &tokio::runtime::Runtime, jobs: &[Job], maps: &[Vec<usize>], dead
                 match pending.next().await {
                     Some((i, report)) => reports[i] = Some(report),
                     None => break,
+                }
+            }
+            // Every map is decided. The servers still running (standbys) get a moment more, as long again as the
+            // check has taken (at least GRACE, never past the deadline): a healthy one finishes, so its
+            // certificate and replica state are seen; a hung one is not waited for.
+            let grace_until = (Instant::now() + start.elapsed().max(GRACE)).min(until);
+            while !pending.is_empty() {
+                match tokio::time::timeout_at(grace_until, pending.next()).await {
+                    Ok(Some((i, report))) => reports[i] = Some(report),
+                    _ => break,
                 }
             }
             // Dropping the unfinished jobs closes their connections.
@@ -363,6 +381,11 @@ async fn connect_and_check(
             progress.borrow_mut().report.notes.push(note);
         }
         progress.borrow_mut().report.searches.push(SearchReport { search: s.clone(), result });
+    }
+    if job.replica && lost.is_none() {
+        let bases: Vec<&str> = job.searches.iter().map(|s| s.base.as_str()).collect();
+        let csns = replica::read(&mut ldap, &bases).await;
+        progress.borrow_mut().report.context_csn = csns;
     }
     for l in &job.lookups {
         let (result, elapsed) = match lost {

@@ -36,7 +36,7 @@ pub async fn run(ldap: &mut Ldap, search: &Search) -> (Result<Found, Failure>, b
     match result {
         Ok(found) => (Ok(found), false),
         Err(Broken::Ldap(e)) => (Err(fail(Stage::Search, ldap_reason(&e))), connection_lost(&e)),
-        Err(Broken::Result(rc, text)) if rc == 32 => {
+        Err(Broken::Result(32, text)) => {
             let why = format!("search base {} not found: {}", search.base, result_reason(32, &text));
             (Err(fail(Stage::Search, why)), false)
         }

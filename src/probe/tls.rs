@@ -17,13 +17,22 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use super::certinfo::CertInfo;
 use crate::map::TlsParams;
 
 /// Debian's system CA bundle, read only when verification is required and no CA is configured.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// Where the verdict on the server certificate is written during the handshake.
-pub type CertNote = Arc<Mutex<Option<String>>>;
+/// What the handshake saw of the server certificate: the verdict on it, and its validity, subject and issuer
+/// (read whether or not it verifies: an expired one is reported as such).
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    pub note: Option<String>,
+    pub cert: Option<CertInfo>,
+}
+
+/// Where [`Seen`] is written during the handshake.
+pub type CertNote = Arc<Mutex<Seen>>;
 
 /// Build the client configuration for `tls`, reading its files by `until` (see [`crate::file`]). Errors are one
 /// line naming the file at fault.
@@ -115,7 +124,7 @@ fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
 
 fn record(note: &CertNote, text: String) {
     if let Ok(mut n) = note.lock() {
-        *n = Some(text);
+        n.note = Some(text);
     }
 }
 
@@ -139,6 +148,9 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if let (Ok(info), Ok(mut n)) = (super::certinfo::parse(end_entity.as_ref()), self.note.lock()) {
+            n.cert = Some(info);
+        }
         let text = match &self.webpki {
             None => "certificate not verified (tls_require_cert = no and no tls_ca_cert_file)".to_string(),
             Some(v) => match v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {

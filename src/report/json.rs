@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::plan::Presence;
+use crate::probe::certinfo::CertInfo;
 use crate::probe::{Failure, Found};
 use crate::verdict::{CanaryOutcome, CanaryVerdict, MapVerdict, Report, Role, ServerVerdict, State, Thresholds};
 
@@ -87,6 +88,16 @@ fn map(m: &MapVerdict) -> String {
     o.raw("warnings", &array(m.warnings.iter().map(|w| string(w))));
     o.raw("canaries", &array(m.canaries.iter().map(canary)));
     o.raw("used_by", &array(m.used_by.iter().map(|u| string(u))));
+    o.finish()
+}
+
+/// A server certificate: its subject and issuer (RFC 4514), and its validity in Unix time.
+fn certificate(c: &CertInfo) -> String {
+    let mut o = Object::new();
+    o.string("subject", &c.subject);
+    o.string("issuer", &c.issuer);
+    o.raw("not_before", &c.not_before.to_string());
+    o.raw("not_after", &c.not_after.to_string());
     o.finish()
 }
 
@@ -168,6 +179,9 @@ fn server(s: &ServerVerdict) -> String {
     o.number("elapsed_seconds", s.elapsed);
     o.raw("error", &s.failure.as_ref().map(error).unwrap_or_else(|| "null".to_string()));
     o.opt_string("tls_note", s.tls_note.as_deref());
+    o.raw("certificate", &s.certificate.as_ref().map(certificate).unwrap_or_else(|| "null".to_string()));
+    o.opt_number("replica_lag_seconds", s.replica.as_ref().and_then(|r| r.as_ref().ok()).copied());
+    o.opt_string("replica_not_compared", s.replica.as_ref().and_then(|r| r.as_ref().err()).map(String::as_str));
     o.boolean("abandoned", s.abandoned);
     o.finish()
 }
@@ -316,6 +330,8 @@ mod tests {
                     found: None,
                     failure: Some(Failure { stage: Stage::Bind, timed_out: false, message: "no\nway".into() }),
                     tls_note: None,
+                    certificate: None,
+                    replica: None,
                     elapsed: Duration::from_micros(2500),
                     abandoned: false,
                     notes: vec![],

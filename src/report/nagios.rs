@@ -157,6 +157,21 @@ fn long_server(out: &mut String, s: &ServerVerdict) {
     if let Some(note) = &s.tls_note {
         let _ = write!(out, "; {}", one_line(note));
     }
+    match &s.replica {
+        Some(Ok(lag)) => {
+            let _ =
+                write!(out, "; data {} behind the freshest server (contextCSN)", crate::reason::span(lag.as_secs()));
+        }
+        Some(Err(why)) => {
+            let _ = write!(out, "; replica {}", one_line(why));
+        }
+        None => {}
+    }
+    if let Some(c) = &s.certificate {
+        let (subject, issuer) = (one_line(&c.subject), one_line(&c.issuer));
+        let _ =
+            write!(out, "; certificate {subject} (issuer {issuer}) valid until {}", crate::reason::utc(c.not_after));
+    }
     out.push('\n');
 }
 

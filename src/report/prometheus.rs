@@ -9,6 +9,10 @@
 //!   STARTTLS/TLS, bind, the search of the map's base), whatever its role, else 0;
 //! - `ldap_health_check_response_seconds{map,server}`: that server's time for the map (connect to the end of the
 //!   map's search), only for servers that completed;
+//! - `ldap_health_check_cert_expiry_timestamp_seconds{map,server}`: the notAfter of each TLS server's certificate;
+//! - `ldap_health_check_replica_lag_seconds{map,server}`: maps with several servers, how far each one's data
+//!   lags the freshest (contextCSN);
+//! - `ldap_health_check_build_info{version}` (always 1);
 //! - `ldap_health_check_duration_seconds`, `ldap_health_check_exit_status` (0..3), and
 //!   `ldap_health_check_last_run_timestamp_seconds` for the whole check;
 //! - `ldap_health_check_last_success_timestamp_seconds`: when a check last found the directory usable
@@ -51,6 +55,12 @@ pub fn render_parts(
     map_families(&mut out, maps);
     family(&mut out, "ldap_health_check_duration_seconds", "Wall time of the whole check.");
     let _ = writeln!(out, "ldap_health_check_duration_seconds {:.6}", elapsed.as_secs_f64());
+    family(
+        &mut out,
+        "ldap_health_check_build_info",
+        "The version of ldap-health-check that wrote this file (always 1).",
+    );
+    let _ = writeln!(out, "ldap_health_check_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     family(
         &mut out,
         "ldap_health_check_exit_status",
@@ -114,6 +124,41 @@ fn map_families(out: &mut String, maps: &[MapVerdict]) {
         "Time the server took for the map, from connect to the end of the map's search (servers that completed).",
     );
     out.push_str(&response);
+    per_server(
+        out,
+        maps,
+        "ldap_health_check_replica_lag_seconds",
+        "How far the server's data lags the freshest server of the map, by contextCSN (maps with several servers).",
+        |s| s.replica.as_ref().and_then(|r| r.as_ref().ok()).map(|lag| format!("{:.3}", lag.as_secs_f64())),
+    );
+    per_server(
+        out,
+        maps,
+        "ldap_health_check_cert_expiry_timestamp_seconds",
+        "When the server's certificate expires (notAfter), in Unix time (TLS servers, standbys included).",
+        |s| s.certificate.as_ref().map(|c| c.not_after.to_string()),
+    );
+}
+
+/// A family with one sample per map and server (each server once per map, by its first position), for the
+/// servers `value` gives a value for.
+fn per_server(
+    out: &mut String,
+    maps: &[MapVerdict],
+    name: &str,
+    help: &str,
+    value: impl Fn(&crate::verdict::ServerVerdict) -> Option<String>,
+) {
+    family(out, name, help);
+    for m in maps {
+        let mut seen = HashSet::new();
+        for s in m.servers.iter().filter(|s| seen.insert(s.url.as_str())) {
+            if let Some(v) = value(s) {
+                let labels = format!("{},server=\"{}\"", map_label(m), label_value(&s.url));
+                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            }
+        }
+    }
 }
 
 fn family(out: &mut String, name: &str, help: &str) {
@@ -243,6 +288,8 @@ mod tests {
                 message: "refused".into(),
             }),
             tls_note: None,
+            certificate: None,
+            replica: None,
             elapsed: Duration::from_millis(2),
             abandoned: false,
             notes: vec![],
