@@ -10,8 +10,10 @@
 #      is already there;
 #   2. adds an mdb database for SUFFIX (data in FIXTURE_DIR/corpus-NAME) with ROOTDN/ROOTPW and these
 #      ACLs: root over ldapi manages; userPassword: self write, anonymous auth; everything else: read
-#      for any bound identity, nothing for anonymous (so a map with bind = no finds nothing);
-#   3. adds PROJECT_DIR/data/*.ldif in name order, bound as ROOTDN.
+#      for any bound identity, and for anonymous only with ANON_READ=yes in corpus.env (otherwise a
+#      map with bind = no, or an anonymous bind, finds nothing);
+#   3. adds PROJECT_DIR/data/*.ldif in name order (as root over ldapi, so a data file may also add
+#      entries under the fixture's own dc=example,dc=com).
 # Load one project per fixture: the projects' schemas clash (postfix-book and iRedMail both define
 # mailQuota). Loading the same project twice into one fixture fails at step 2 ("already exists").
 # Prints KEY=value lines for the test: CORPUS_SUFFIX, CORPUS_BINDDN, CORPUS_BINDPW.
@@ -36,6 +38,7 @@ ROOTDN=$(envval ROOTDN "$project/corpus.env")
 ROOTPW=$(envval ROOTPW "$project/corpus.env")
 BINDDN=$(envval BINDDN "$project/corpus.env")
 BINDPW=$(envval BINDPW "$project/corpus.env")
+ANON_READ=$(envval ANON_READ "$project/corpus.env")
 [ -n "$NAME" ] && [ -n "$SUFFIX" ] && [ -n "$ROOTDN" ] && [ -n "$ROOTPW" ] || die "$project/corpus.env incomplete"
 ROOT_EXTERNAL=gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth
 
@@ -69,13 +72,13 @@ olcRootDN: $ROOTDN
 olcRootPW: $hash
 olcAccess: {0}to * by dn.exact=$ROOT_EXTERNAL manage by * break
 olcAccess: {1}to attrs=userPassword by self write by anonymous auth by * none
-olcAccess: {2}to * by users read by * none
+olcAccess: {2}to * by users read by * $( [ "$ANON_READ" = yes ] && echo read || echo none )
 EOF
 
 # 3. data
 for f in "$project"/data/*.ldif; do
     [ -e "$f" ] || continue
-    ldapadd -x -H "$LDAPI_URL" -D "$ROOTDN" -w "$ROOTPW" -f "$f" >/dev/null || die "cannot add $f"
+    ext ldapadd -f "$f" >/dev/null || die "cannot add $f"
 done
 
 echo "CORPUS_SUFFIX=$SUFFIX"
