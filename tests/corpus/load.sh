@@ -6,8 +6,9 @@
 # FIXTURE_DIR is a directory made by `tests/fixtures/slapd.sh start` (its env file is read: LDAPI_URL,
 # SLAPD_DIR). PROJECT_DIR is tests/corpus/<project>; its corpus.env names the suffix and accounts.
 # What it does, over ldapi as root (SASL EXTERNAL, the fixture's cn=config manager):
-#   1. adds each PROJECT_DIR/schema/*.ldif (cn=NAME,cn=schema,cn=config) unless a schema of that name
-#      is already there;
+#   1. adds the schemas named in SYSTEM_SCHEMAS (corpus.env; from $SLAPD_SCHEMA_DIR, default
+#      /etc/ldap/schema, e.g. dyngroup), then each PROJECT_DIR/schema/*.ldif (cn=NAME,cn=schema,cn=config),
+#      each unless a schema of that name is already there;
 #   2. adds an mdb database for SUFFIX (data in FIXTURE_DIR/corpus-NAME) with ROOTDN/ROOTPW and these
 #      ACLs: root over ldapi manages; userPassword: self write, anonymous auth; everything else: read
 #      for any bound identity, and for anonymous only with ANON_READ=yes in corpus.env (otherwise a
@@ -39,13 +40,16 @@ ROOTPW=$(envval ROOTPW "$project/corpus.env")
 BINDDN=$(envval BINDDN "$project/corpus.env")
 BINDPW=$(envval BINDPW "$project/corpus.env")
 ANON_READ=$(envval ANON_READ "$project/corpus.env")
+SYSTEM_SCHEMAS=$(envval SYSTEM_SCHEMAS "$project/corpus.env")
 [ -n "$NAME" ] && [ -n "$SUFFIX" ] && [ -n "$ROOTDN" ] && [ -n "$ROOTPW" ] || die "$project/corpus.env incomplete"
 ROOT_EXTERNAL=gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth
 
 ext() { "$@" -Q -Y EXTERNAL -H "$LDAPI_URL"; }
 
 # 1. schemas
-for f in "$project"/schema/*.ldif; do
+schemas=()
+for s in $SYSTEM_SCHEMAS; do schemas+=("${SLAPD_SCHEMA_DIR:-/etc/ldap/schema}/$s.ldif"); done
+for f in "${schemas[@]}" "$project"/schema/*.ldif; do
     [ -e "$f" ] || continue
     cn=$(sed -n 's/^dn: cn=\([^,]*\),cn=schema,cn=config$/\1/p' "$f" | head -n 1)
     [ -n "$cn" ] || die "$f: first dn is not cn=NAME,cn=schema,cn=config"
