@@ -157,6 +157,10 @@ impl Cli {
                 self.conffile = list.to_string_lossy().split_whitespace().map(PathBuf::from).collect();
             }
         }
+        // A map copied from main.cf keeps its type: `proxy:ldap:/etc/postfix/x.cf` is the file /etc/postfix/x.cf.
+        for path in &mut self.conffile {
+            *path = map_file(path);
+        }
         let mut seen = std::collections::HashSet::new();
         self.conffile.retain(|p| seen.insert(p.clone()));
         if self.prometheus_textfile.is_none() {
@@ -166,6 +170,19 @@ impl Cli {
             self.postfix_config =
                 Some(env(MAIL_CONFIG_ENV).map_or_else(|| PathBuf::from("/etc/postfix"), PathBuf::from));
         }
+    }
+}
+
+/// The file of a map named as in main.cf (`ldap:FILE`, `proxy:ldap:FILE`), or the path as given.
+fn map_file(path: &std::path::Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let mut bytes = path.as_os_str().as_bytes();
+    while let Some(rest) = bytes.strip_prefix(b"proxy:") {
+        bytes = rest;
+    }
+    match bytes.strip_prefix(b"ldap:") {
+        Some(rest) if !rest.is_empty() => PathBuf::from(std::ffi::OsStr::from_bytes(rest)),
+        _ => path.to_path_buf(),
     }
 }
 
@@ -273,6 +290,15 @@ mod tests {
         cli.apply_env(env_of(&[(MAIL_CONFIG_ENV, "/srv/pf"), (PROMETHEUS_TEXTFILE_ENV, "/t.prom")]));
         assert_eq!(cli.postfix_config, Some(PathBuf::from("/p")));
         assert_eq!(cli.prometheus_textfile, Some(PathBuf::from("/o")));
+    }
+
+    #[test]
+    fn maps_named_as_in_main_cf_are_their_files() {
+        let mut cli =
+            Cli::try_parse_from(["x", "-f", "ldap:/a.cf", "-f", "proxy:ldap:/b.cf", "-f", "/a.cf", "-f", "ldap:"])
+                .unwrap();
+        cli.apply_env(env_of(&[]));
+        assert_eq!(cli.conffile, vec![PathBuf::from("/a.cf"), PathBuf::from("/b.cf"), PathBuf::from("ldap:")]);
     }
 
     #[test]

@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
-use crate::lookup::{self, Prepared, Spec};
+use crate::lookup::{self, Skip, Spec};
 use crate::map;
+use crate::map::{BindMode, Scheme};
 use crate::plan;
 use crate::postfix;
 use crate::probe::{self, connect};
@@ -82,24 +83,44 @@ pub fn query(map_file: &Path, key: &OsStr, timeout: Option<Duration>, postfix_co
         Err(e) => return Answer::Error(format!("{}: {e}", map_file.display())),
     };
     let mut table = |t: &str, k: &str| postfix::postmap_table_lookup(postfix_config, t, k, &deadline);
-    let query = match spec.prepare(key.as_encoded_bytes(), &mut table) {
-        Ok(Prepared::Search(q)) => q,
-        Ok(Prepared::Skipped(why)) => return Answer::Skipped(why.to_string()),
+    // Postfix's order: the key and the domain list, then the connection, then the expansion.
+    let query = match spec.key(key.as_encoded_bytes(), &mut table) {
+        Ok(Ok(key)) => spec.query(key),
+        Ok(Err(why)) => return Answer::Skipped(why.to_string()),
         Err(e) => return Answer::Error(e.message),
     };
     let rt = match probe::runtime() {
         Ok(rt) => rt,
         Err(e) => return Answer::Error(format!("{e:#}")),
     };
-    let answer = rt.block_on(ask(&map, &spec, &query, &deadline));
+    let answer = rt.block_on(ask(&map, &spec, query, &deadline));
     // A hung name lookup may still hold a blocking thread: do not wait for it.
     rt.shutdown_background();
     answer
 }
 
-/// The servers in `server_host` order, as Postfix tries them: the first one that connects answers.
-async fn ask(map: &map::Map, spec: &Spec, query: &lookup::Query, deadline: &Deadline) -> Answer {
+/// The servers in `server_host` order, as Postfix tries them: the first one that connects answers. As in
+/// `dict_ldap_lookup()`, the connection comes before the expansion: with the directory down, a key whose
+/// expansion is empty is an error, unless Postfix's connect does no I/O (`bind = no`, no StartTLS: libldap
+/// connects at the first search), when it is not found, and a filter libldap refuses fails before any connect.
+async fn ask(map: &map::Map, spec: &Spec, query: Result<lookup::Query, Skip>, deadline: &Deadline) -> Answer {
     let until = deadline.until_tokio();
+    if map.bind == BindMode::None && !map.start_tls {
+        if map.servers.iter().any(|s| s.scheme == Scheme::Ldaps) {
+            // An ldaps map's TLS context (its files) is made at the connect, before any I/O.
+            let note = Default::default();
+            if let Err(e) = probe::tls::client_config(&map.tls, note, deadline.until()) {
+                return Answer::Error(e);
+            }
+        }
+        match &query {
+            Err(why) => return Answer::Skipped(why.to_string()),
+            Ok(q) if ldap3::parse_filter(crate::map::filter::normalize(&q.filter)).is_err() => {
+                return Answer::Error("search error: Bad search filter (libldap refuses it before sending)".into())
+            }
+            Ok(_) => {}
+        }
+    }
     let mut unreachable = Vec::new();
     for ep in plan::endpoints(map) {
         let url = ep.server.url();
@@ -111,6 +132,10 @@ async fn ask(map: &map::Map, spec: &Spec, query: &lookup::Query, deadline: &Dead
                 continue;
             }
             Err(f) => return Answer::Error(format!("{url}: {f}")),
+        };
+        let query = match &query {
+            Ok(q) => q,
+            Err(why) => return Answer::Skipped(why.to_string()),
         };
         let looked_up = tokio::time::timeout_at(until, lookup::lookup(&mut session.ldap, spec, query)).await;
         return match looked_up {

@@ -314,6 +314,10 @@ fn decide_one(plan: &Plan, index: usize, mp: &MapPlan, reports: &[ConnReport], f
             verdict.state = State::Unknown;
             verdict.reason = Some(why.clone());
         }
+        Some(MapProblem::Broken(why)) => {
+            verdict.state = State::Critical;
+            verdict.reason = Some(why.clone());
+        }
         Some(MapProblem::NotChecked(why)) => {
             verdict.state = State::Warning;
             verdict.reason = Some(format!("not checked: {why}"));

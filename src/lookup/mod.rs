@@ -174,34 +174,53 @@ impl Spec {
         key: &[u8],
         table: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
     ) -> Result<Prepared, LookupError> {
+        Ok(match self.key(key, table)?.and_then(|key| self.query(key)) {
+            Ok(query) => Prepared::Search(query),
+            Err(skip) => Prepared::Skipped(skip),
+        })
+    }
+
+    /// The steps of `dict_ldap_lookup()` before it connects: the key as Postfix sees it (a C string: cut at a
+    /// NUL; skipped unless UTF-8; case-folded), then the `domain` check.
+    pub(crate) fn key(
+        &self,
+        key: &[u8],
+        table: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
+    ) -> Result<Result<String, Skip>, LookupError> {
         let key = key.split(|&b| b == 0).next().unwrap_or_default();
         let Ok(key) = std::str::from_utf8(key) else {
-            return Ok(Prepared::Skipped(Skip::NotUtf8));
+            return Ok(Err(Skip::NotUtf8));
         };
         let key = casefold(key);
-        let bytes = key.as_bytes();
         if !self.domain.is_empty() {
-            match domain_start(bytes) {
-                None | Some(1) => return Ok(Prepared::Skipped(Skip::DomainNeedsAddress)),
+            match domain_start(key.as_bytes()) {
+                None | Some(1) => return Ok(Err(Skip::DomainNeedsAddress)),
                 Some(i) => {
                     let domain = &key[i..];
                     if !self.domain.matches(domain, table).map_err(LookupError::new)? {
-                        return Ok(Prepared::Skipped(Skip::DomainNotListed(domain.to_string())));
+                        return Ok(Err(Skip::DomainNotListed(domain.to_string())));
                     }
                 }
             }
         }
+        Ok(Ok(key))
+    }
+
+    /// The steps after the connection: `search_base` and `query_filter` expanded for `key`; a key whose
+    /// expansion is empty is not looked up (not found).
+    pub(crate) fn query(&self, key: String) -> Result<Query, Skip> {
+        let bytes = key.as_bytes();
         let mut base = Vec::new();
         let mut filter = Vec::new();
         if !expand(&self.usage, &self.search_base, bytes, None, &mut base, Quote::Rfc2253)
             || !expand(&self.usage, &self.query_filter, bytes, None, &mut filter, Quote::Rfc2254)
         {
-            return Ok(Prepared::Skipped(self.why_skipped(bytes)));
+            return Err(self.why_skipped(bytes));
         }
         // Templates and key are UTF-8 and quoting adds ASCII only.
         let text =
             |v: Vec<u8>| String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        Ok(Prepared::Search(Query { key: key.clone(), base: text(base), filter: text(filter) }))
+        Ok(Query { key, base: text(base), filter: text(filter) })
     }
 
     fn why_skipped(&self, key: &[u8]) -> Skip {

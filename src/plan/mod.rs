@@ -85,6 +85,9 @@ pub enum MapProblem {
     /// A setting Postfix handles but this tool cannot check the way Postfix uses it (see [`not_checkable`]):
     /// WARNING, "not checked", rather than failing closed on a healthy directory.
     NotChecked(String),
+    /// Postfix fails every lookup of the map whatever the directory does (`query_filter` is not a valid LDAP
+    /// filter once expanded): CRITICAL.
+    Broken(String),
 }
 
 /// What to check for one map.
@@ -159,7 +162,8 @@ impl Plan {
         let mut maps = std::mem::take(&mut self.maps);
         for (index, mp) in maps.iter_mut().enumerate() {
             let Ok(map) = &mp.map else { continue };
-            mp.problem = not_checkable(map).map(MapProblem::NotChecked);
+            mp.problem =
+                not_checkable(map).map(MapProblem::NotChecked).or_else(|| bad_filter(map).map(MapProblem::Broken));
             mp.base = static_base(&map.search_base);
             if let Some(base) = &mp.base {
                 mp.search = Some(match presence::presence(map, base) {
@@ -286,6 +290,28 @@ pub fn endpoints(map: &Map) -> Vec<Endpoint> {
         .collect()
 }
 
+/// Why `query_filter` is no LDAP filter once expanded (libldap refuses it before sending: Postfix logs "Search
+/// error -7: Bad search filter" for every lookup). Expanded for a key with every part a template can use.
+pub fn bad_filter(map: &Map) -> Option<String> {
+    const KEY: &[u8] = b"postmaster@a.b.c.d.e.f.g.h.i";
+    let mut usage = template::Usage::default();
+    usage.add(&map.search_base, true);
+    usage.add(&map.query_filter, true);
+    usage.add(&map.result_format, false);
+    let mut filter = Vec::new();
+    if !template::expand(&usage, &map.query_filter, KEY, None, &mut filter, template::Quote::Rfc2254) {
+        return None;
+    }
+    let filter = crate::map::filter::normalize(&String::from_utf8_lossy(&filter));
+    ldap3::parse_filter(&filter).err().map(|_| {
+        format!(
+            "query_filter {} is not a valid LDAP filter once expanded: Postfix fails every lookup (Search error -7: \
+             Bad search filter)",
+            map.query_filter
+        )
+    })
+}
+
 /// Settings Postfix accepts that this tool cannot check the way Postfix would use them (SASL mechanisms other
 /// than EXTERNAL, which works over ldapi:// or with a TLS client certificate).
 pub fn not_checkable(map: &Map) -> Option<String> {
@@ -363,6 +389,19 @@ mod tests {
                 [(0, "k@example.com"), (0, "g@example.com"), (1, "k@example.com"), (1, "g@example.com")]
             );
         }
+    }
+
+    #[test]
+    fn a_query_filter_postfix_cannot_send_is_found() {
+        let map = |f: &str| {
+            crate::map::parse(std::path::Path::new("/m.cf"), format!("query_filter = {f}\n").as_bytes()).unwrap()
+        };
+        // LDAP_README's "sealed server" example as printed: two filters under one `!`.
+        let readme = "(&(mailacceptinggeneralid=%s)(!(|(maildrop=\"*|*\")\n (maildrop=\"*:*\")(maildrop=\"*/*\"))(owner=cn=root, dc=your, dc=com)))";
+        assert!(bad_filter(&map(readme)).unwrap().contains("Bad search filter"));
+        assert!(bad_filter(&map("(mail=%s")).is_some());
+        assert_eq!(bad_filter(&map("(&(mail=%s)(!(uid=%u)))")), None);
+        assert_eq!(bad_filter(&map("(mail=%1.%2)")), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod connect;
 pub mod replica;
 pub mod search;
 mod starttls;
-mod tls;
+pub mod tls;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -312,7 +312,14 @@ async fn probe_job(job: &Job, start: Instant, until: Instant) -> ConnReport {
         Err(_elapsed) => {
             let stage = p.current.unwrap_or(Stage::Connect);
             let after = secs(until - start);
-            let failure = Failure { stage, timed_out: true, message: format!("timed out after {after} in {stage}") };
+            let mut message = format!("timed out after {after} in {stage}");
+            if stage == Stage::Tls && job.endpoint.server.scheme == Scheme::Ldaps {
+                // libldap 2.5 polls an ldaps handshake only with LDAP_OPT_CONNECT_ASYNC, which Postfix does not
+                // set: it busy-loops (fixed in OpenLDAP 2.7, ITS#8047).
+                message
+                    .push_str(": Postfix itself would hang here, spinning a CPU (libldap 2.5 has no timeout for it)");
+            }
+            let failure = Failure { stage, timed_out: true, message };
             if stage == Stage::Search {
                 // The search made when time ran out gets the timeout; later ones were never reached.
                 let search = job.searches.iter().find(|b| !p.report.searches.iter().any(|s| &s.search == *b));

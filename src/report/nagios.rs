@@ -135,7 +135,7 @@ fn long_canary(out: &mut String, c: &CanaryVerdict) {
 fn long_server(out: &mut String, s: &ServerVerdict) {
     let role = match s.role {
         Role::Decides => "",
-        Role::FailedOver => " [skipped by Postfix]",
+        Role::FailedOver => " [unreachable]",
         Role::Standby => " [standby]",
     };
     let mut parts: Vec<String> =
