@@ -283,32 +283,7 @@ fn decide_one(plan: &Plan, index: usize, mp: &MapPlan, reports: &[ConnReport], f
         Ok(map) => map,
         Err(e) => return MapVerdict { used_by: mp.used_by.clone(), ..config_failure(e) },
     };
-    let warnings = map
-        .warnings
-        .iter()
-        .map(|w| match w.line {
-            Some(l) => format!("{}:{}: {}", map.path.display(), l, w.message),
-            None => format!("{}: {}", map.path.display(), w.message),
-        })
-        .collect();
-    let mut verdict = MapVerdict {
-        name: map.name(),
-        location: map.name(),
-        path: map.path.clone(),
-        state: State::Ok,
-        reason: None,
-        base: mp.base.clone(),
-        presence: match (&mp.search, &mp.presence_skipped) {
-            (Some(Search { presence: Some(p), .. }), _) => Ok(p.clone()),
-            (_, Some(why)) => Err(why.clone()),
-            _ => Err("no static part of search_base to search from".to_string()),
-        },
-        elapsed: None,
-        servers: Vec::new(),
-        warnings,
-        canaries: Vec::new(),
-        used_by: mp.used_by.clone(),
-    };
+    let mut verdict = new_verdict(mp, map);
     match &mp.problem {
         Some(MapProblem::Unusable(why)) => {
             verdict.state = State::Unknown;
@@ -340,6 +315,36 @@ fn decide_one(plan: &Plan, index: usize, mp: &MapPlan, reports: &[ConnReport], f
     replicas(&mut verdict, &reports, foresight.replica_lag);
     folded_bind_pw(&mut verdict, map);
     verdict
+}
+
+/// The verdict of a map that was read, before anything is decided: OK, with what Postfix would warn about.
+fn new_verdict(mp: &MapPlan, map: &Map) -> MapVerdict {
+    let warnings = map
+        .warnings
+        .iter()
+        .map(|w| match w.line {
+            Some(l) => format!("{}:{}: {}", map.path.display(), l, w.message),
+            None => format!("{}: {}", map.path.display(), w.message),
+        })
+        .collect();
+    MapVerdict {
+        name: map.name(),
+        location: map.name(),
+        path: map.path.clone(),
+        state: State::Ok,
+        reason: None,
+        base: mp.base.clone(),
+        presence: match (&mp.search, &mp.presence_skipped) {
+            (Some(Search { presence: Some(p), .. }), _) => Ok(p.clone()),
+            (_, Some(why)) => Err(why.clone()),
+            _ => Err("no static part of search_base to search from".to_string()),
+        },
+        elapsed: None,
+        servers: Vec::new(),
+        warnings,
+        canaries: Vec::new(),
+        used_by: mp.used_by.clone(),
+    }
 }
 
 /// The certificate of every TLS server of the map, standbys included (they are where Postfix goes when the first
