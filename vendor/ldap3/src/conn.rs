@@ -16,10 +16,14 @@ use crate::RequestId;
 #[cfg(any(feature = "tls-native", feature = "tls-rustls"))]
 use crate::exop_impl::StartTLS;
 use crate::ldap::Ldap;
-use crate::protocol::{ItemSender, LdapCodec, LdapOp, MaybeControls, MiscSender, ResultSender};
-use crate::result::{LdapError, Result};
-use crate::search::SearchItem;
+use crate::protocol::{
+    ConnError, FrameLimits, ItemSender, LdapCodec, LdapOp, MaybeControls, MiscSender, ResultSender,
+    malformed,
+};
+use crate::result::{LdapError, LdapResultExt, Result};
+use crate::search::{SearchItem, check_entry, try_parse_refs};
 
+use lber::common::TagClass;
 use lber::structures::{Null, Tag};
 
 #[cfg(any(feature = "tls-native", feature = "tls-rustls"))]
@@ -234,7 +238,12 @@ pub struct LdapConnSettings {
     #[cfg(any(feature = "tls-native", feature = "tls-rustls"))]
     no_tls_verify: bool,
     std_stream: Option<StdStream>,
+    max_message_len: Option<usize>,
+    max_received_len: Option<u64>,
 }
+
+/// The default of [`LdapConnSettings::set_max_message_len`]: 1 MiB.
+pub const DEFAULT_MAX_MESSAGE_LEN: usize = 1 << 20;
 
 impl LdapConnSettings {
     /// Create an instance of the structure with default settings.
@@ -317,6 +326,32 @@ impl LdapConnSettings {
         self.std_stream = Some(stream);
         self
     }
+
+    /// Set the largest LDAP message accepted from the server, in bytes. A message whose length field
+    /// claims more is refused as soon as its header arrives, before it is buffered: the connection then
+    /// fails with an I/O error of kind `InvalidData`, which every pending and later operation on it
+    /// returns. Defaults to [`DEFAULT_MAX_MESSAGE_LEN`] (1 MiB); a single entry larger than this, such as
+    /// a group with tens of thousands of members, needs a larger value.
+    pub fn set_max_message_len(mut self, max_message_len: usize) -> Self {
+        self.max_message_len = Some(max_message_len);
+        self
+    }
+
+    /// Set the most bytes of LDAP messages the server may send over the life of the connection (entries
+    /// of searches included), after which the connection fails as with
+    /// [`set_max_message_len()`](#method.set_max_message_len). Defaults to no limit.
+    pub fn set_max_received_len(mut self, max_received_len: u64) -> Self {
+        self.max_received_len = Some(max_received_len);
+        self
+    }
+
+    fn frame_limits(&self) -> FrameLimits {
+        FrameLimits {
+            max_message_len: self.max_message_len.unwrap_or(DEFAULT_MAX_MESSAGE_LEN),
+            max_received_len: self.max_received_len.unwrap_or(u64::MAX),
+            received: 0,
+        }
+    }
 }
 
 enum LoopMode {
@@ -368,6 +403,7 @@ pub struct LdapConnAsync {
     id_scrub_rx: mpsc::UnboundedReceiver<RequestId>,
     misc_rx: mpsc::UnboundedReceiver<MiscSender>,
     stream: Framed<ConnType, LdapCodec>,
+    conn_err: ConnError,
 }
 
 /// Drive the connection until its completion. __*__
@@ -443,6 +479,7 @@ impl LdapConnAsync {
 
     #[cfg(unix)]
     async fn new_unix(url: &Url, settings: LdapConnSettings) -> Result<(Self, Ldap)> {
+        let limits = settings.frame_limits();
         let stream = match settings.std_stream {
             None => {
                 let path = url.host_str().unwrap_or("");
@@ -463,7 +500,7 @@ impl LdapConnAsync {
                 return Err(LdapError::MismatchedStreamType);
             }
         };
-        Ok(Self::conn_pair(ConnType::Unix(stream)))
+        Ok(Self::conn_pair(ConnType::Unix(stream), limits))
     }
 
     #[cfg(not(unix))]
@@ -510,7 +547,7 @@ impl LdapConnAsync {
             }
             Some(_) => return Err(LdapError::MismatchedStreamType),
         };
-        let (mut conn, mut ldap) = Self::conn_pair(ConnType::Tcp(stream));
+        let (mut conn, mut ldap) = Self::conn_pair(ConnType::Tcp(stream), settings.frame_limits());
         match scheme {
             "ldap" => (),
             #[cfg(any(feature = "tls-native", feature = "tls-rustls"))]
@@ -662,7 +699,7 @@ impl LdapConnAsync {
         }
     }
 
-    fn conn_pair(ctype: ConnType) -> (Self, Ldap) {
+    fn conn_pair(ctype: ConnType, limits: FrameLimits) -> (Self, Ldap) {
         #[cfg(feature = "gssapi")]
         let client_ctx = Arc::new(Mutex::new(None));
         let codec = LdapCodec {
@@ -672,12 +709,14 @@ impl LdapConnAsync {
             sasl_param: Arc::new(RwLock::new((false, 0))),
             #[cfg(feature = "gssapi")]
             client_ctx: client_ctx.clone(),
+            limits,
         };
         #[cfg(feature = "gssapi")]
         let sasl_param = codec.sasl_param.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let (id_scrub_tx, id_scrub_rx) = mpsc::unbounded_channel();
         let (misc_tx, misc_rx) = mpsc::unbounded_channel();
+        let conn_err = ConnError::default();
         let conn = LdapConnAsync {
             msgmap: Arc::new(Mutex::new((0, HashSet::new()))),
             resultmap: HashMap::new(),
@@ -686,12 +725,14 @@ impl LdapConnAsync {
             id_scrub_rx,
             misc_rx,
             stream: codec.framed(ctype),
+            conn_err: conn_err.clone(),
         };
         let ldap = Ldap {
             msgmap: conn.msgmap.clone(),
             tx,
             id_scrub_tx,
             misc_tx,
+            conn_err,
             #[cfg(feature = "gssapi")]
             sasl_param,
             #[cfg(feature = "gssapi")]
@@ -743,7 +784,19 @@ impl LdapConnAsync {
         }
     }
 
+    /// Records why the connection stops, for the operations still waiting on it (see `Ldap::conn_error`).
+    fn stopped_by(&self, e: io::Error) -> LdapError {
+        if let Ok(mut slot) = self.conn_err.lock() {
+            slot.get_or_insert((e.kind(), e.to_string()));
+        }
+        LdapError::from(e)
+    }
+
     /// Repeatedly poll the connection until it exits.
+    ///
+    /// It exits with an error on an I/O error, on a reply that is not a valid LDAP message (or not one
+    /// that answers the operation it names), on a message over the limits of `LdapConnSettings`, and on a
+    /// Notice of Disconnection; the operations waiting on the connection then return that error.
     pub async fn drive(self) -> Result<()> {
         self.turn(LoopMode::Continuous).await.map(|_| ())
     }
@@ -773,7 +826,7 @@ impl LdapConnAsync {
                         }
                         if let Err(e) = self.stream.send((id, tag, controls)).await {
                             warn!("socket send error: {}", e);
-                            return Err(LdapError::from(e));
+                            return Err(self.stopped_by(e));
                         } else {
                             match op {
                                 LdapOp::Single => {
@@ -828,21 +881,43 @@ impl LdapConnAsync {
                         None => break,
                         Some(Err(e)) => {
                             warn!("socket receive error: {}", e);
-                            return Err(LdapError::from(e));
+                            return Err(self.stopped_by(e));
                         },
                         Some(Ok(resp)) => resp,
                     };
+                    if id == 0 {
+                        // An unsolicited notification (RFC 4511 4.4): a Notice of Disconnection means the
+                        // server is ending the session, so end it here and say why, rather than leave the
+                        // operations waiting.
+                        if let Some(e) = notice_of_disconnection(tag) {
+                            return Err(self.stopped_by(e));
+                        }
+                        warn!("unsolicited notification ignored");
+                        continue;
+                    }
                     if let Some(tx) = self.searchmap.get(&id) {
-                        let protoop = if let Tag::StructureTag(protoop) = tag {
-                            protoop
-                        } else {
-                            panic!("unmatched tag structure: {:?}", tag);
+                        let protoop = match tag {
+                            Tag::StructureTag(protoop) if protoop.class == TagClass::Application => protoop,
+                            _ => return Err(self.stopped_by(malformed("a search answered with no operation"))),
                         };
+                        // Checked here, where a malformed reply can still fail the connection with an
+                        // error, so that SearchEntry::construct() and parse_refs() never meet one.
+                        let checked = match protoop.id {
+                            4 => check_entry(&protoop),
+                            19 => try_parse_refs(protoop.clone()).map(|_| ()),
+                            5 | 25 => Ok(()),
+                            _ => Err("a search answered with another operation"),
+                        };
+                        if let Err(e) = checked {
+                            return Err(self.stopped_by(malformed(e)));
+                        }
                         let (item, mut remove) = match protoop.id {
                             4 | 25 => (SearchItem::Entry(protoop), false),
-                            5 => (SearchItem::Done(Tag::StructureTag(protoop).into()), true),
                             19 => (SearchItem::Referral(protoop), false),
-                            _ => panic!("unrecognized op id: {}", protoop.id),
+                            _ => match LdapResultExt::parse(Tag::StructureTag(protoop)) {
+                                Ok(done) => (SearchItem::Done(done.0), true),
+                                Err(e) => return Err(self.stopped_by(malformed(e))),
+                            },
                         };
                         if let Err(e) = tx.send((item, controls)) {
                             warn!("ldap search item send error, op={}: {:?}", id, e);
@@ -867,5 +942,28 @@ impl LdapConnAsync {
             }
         }
         Ok(self)
+    }
+}
+
+/// The error to end the connection with when `tag` (a message with ID 0) is a Notice of Disconnection
+/// (RFC 4511 4.4.1): an ExtendedResponse named 1.3.6.1.4.1.1466.20036, or with no name (Active Directory
+/// puts the name outside, see the codec). None for other unsolicited notifications.
+fn notice_of_disconnection(tag: Tag) -> Option<io::Error> {
+    const NOTICE_OID: &str = "1.3.6.1.4.1.1466.20036";
+    match &tag {
+        Tag::StructureTag(t) if t.class == TagClass::Application && t.id == 24 => {}
+        _ => return None,
+    }
+    match LdapResultExt::parse(tag) {
+        Ok(LdapResultExt(result, exop, _))
+            if exop.name.as_deref().is_none_or(|n| n == NOTICE_OID) =>
+        {
+            Some(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("Notice of Disconnection from the server: {result}"),
+            ))
+        }
+        Ok(_) => None,
+        Err(e) => Some(malformed(e)),
     }
 }

@@ -201,19 +201,23 @@ pub fn build_tag(rc: RawControl) -> StructureTag {
     .into_structure()
 }
 
-pub fn parse_controls(t: StructureTag) -> Vec<Control> {
-    let tags = t.expect_constructed().expect("result sequence").into_iter();
+/// The controls of a message; Err names what is malformed.
+pub fn parse_controls(t: StructureTag) -> Result<Vec<Control>, &'static str> {
+    let tags = t
+        .expect_constructed()
+        .ok_or("controls not a SEQUENCE")?
+        .into_iter();
     let mut ctrls = Vec::new();
     for ctrl in tags {
-        let mut components = ctrl.expect_constructed().expect("components").into_iter();
-        let ctype = String::from_utf8(
-            components
-                .next()
-                .expect("element")
-                .expect_primitive()
-                .expect("octet string"),
-        )
-        .expect("control type");
+        let mut components = ctrl
+            .expect_constructed()
+            .ok_or("control not a SEQUENCE")?
+            .into_iter();
+        let ctype = components
+            .next()
+            .and_then(|t| t.expect_primitive())
+            .ok_or("control without a type")?;
+        let ctype = String::from_utf8_lossy(&ctype).into_owned();
         let next = components.next();
         let (crit, maybe_val) = match next {
             None => (false, None),
@@ -221,18 +225,24 @@ pub fn parse_controls(t: StructureTag) -> Vec<Control> {
                 StructureTag {
                     id, ref payload, ..
                 } if id == Types::Boolean as u64 => match *payload {
-                    PL::P(ref v) => (v[0] != 0, components.next()),
-                    PL::C(_) => panic!("decoding error"),
+                    PL::P(ref v) if !v.is_empty() => (v[0] != 0, components.next()),
+                    _ => return Err("control criticality not a BOOLEAN"),
                 },
                 StructureTag { id, .. } if id == Types::OctetString as u64 => {
                     (false, Some(c.clone()))
                 }
-                _ => panic!("decoding error"),
+                _ => return Err("unexpected element in a control"),
             },
         };
-        let val = maybe_val.map(|v| v.expect_primitive().expect("octet string"));
+        let val = match maybe_val {
+            None => None,
+            Some(v) => Some(
+                v.expect_primitive()
+                    .ok_or("control value not an OCTET STRING")?,
+            ),
+        };
         let known_type = CONTROLS.get(&*ctype).copied();
         ctrls.push(Control(known_type, RawControl { ctype, crit, val }));
     }
-    ctrls
+    Ok(ctrls)
 }

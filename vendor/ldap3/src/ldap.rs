@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 use std::hash::Hash;
+use std::io;
 #[cfg(feature = "gssapi")]
 use std::sync::RwLock;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use crate::adapters::{EntriesOnly, IntoAdapterVec};
 use crate::controls_impl::IntoRawControlVec;
 use crate::exop::Exop;
 use crate::exop_impl::construct_exop;
-use crate::protocol::{LdapOp, MaybeControls, MiscSender, ResultSender};
+use crate::protocol::{ConnError, LdapOp, MaybeControls, MiscSender, ResultSender, malformed};
 use crate::result::{
     CompareResult, ExopResult, LdapError, LdapResult, LdapResultExt, Result, SearchResult,
 };
@@ -78,6 +79,8 @@ pub struct Ldap {
     pub(crate) tx: mpsc::UnboundedSender<(RequestId, LdapOp, Tag, MaybeControls, ResultSender)>,
     pub(crate) id_scrub_tx: mpsc::UnboundedSender<RequestId>,
     pub(crate) misc_tx: mpsc::UnboundedSender<MiscSender>,
+    /// Why the connection's driver stopped, when it stopped on an error (see `LdapConnAsync::drive`).
+    pub(crate) conn_err: ConnError,
     pub(crate) last_id: RequestId,
     #[cfg(feature = "gssapi")]
     pub(crate) sasl_param: Arc<RwLock<(bool, u32)>>, // sasl_wrap, sasl_max_send
@@ -98,6 +101,7 @@ impl Clone for Ldap {
             tx: self.tx.clone(),
             id_scrub_tx: self.id_scrub_tx.clone(),
             misc_tx: self.misc_tx.clone(),
+            conn_err: self.conn_err.clone(),
             #[cfg(feature = "gssapi")]
             sasl_param: self.sasl_param.clone(),
             #[cfg(feature = "gssapi")]
@@ -183,7 +187,9 @@ impl Ldap {
         let id = self.next_msgid();
         self.last_id = id;
         let (tx, rx) = oneshot::channel();
-        self.tx.send((id, op, req, self.controls.take(), tx))?;
+        if let Err(e) = self.tx.send((id, op, req, self.controls.take(), tx)) {
+            return Err(self.conn_error().unwrap_or(LdapError::from(e)));
+        }
         let response = if let Some(timeout) = self.timeout.take() {
             let res = time::timeout(timeout, rx).await;
             if res.is_err() {
@@ -192,11 +198,25 @@ impl Ldap {
             res?
         } else {
             rx.await
-        }?;
-        let (ldap_ext, controls) = (LdapResultExt::from(response.0), response.1);
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(e) => return Err(self.conn_error().unwrap_or(LdapError::from(e))),
+        };
+        let ldap_ext = LdapResultExt::parse(response.0).map_err(malformed)?;
+        let (ldap_ext, controls) = (ldap_ext, response.1);
         let (mut result, exop, sasl_creds) = (ldap_ext.0, ldap_ext.1, ldap_ext.2);
         result.ctrls = controls;
         Ok((result, exop, sasl_creds))
+    }
+
+    /// The error that stopped the connection's driver, if it stopped on one: a malformed reply, a message
+    /// over the size limits, a Notice of Disconnection, an I/O error. Operations report it instead of the
+    /// bare "channel closed".
+    pub(crate) fn conn_error(&self) -> Option<LdapError> {
+        let slot = self.conn_err.lock().ok()?;
+        slot.as_ref()
+            .map(|(kind, text)| LdapError::from(io::Error::new(*kind, text.clone())))
     }
 
     /// Use the provided `SearchOptions` with the next Search operation, which can

@@ -29,9 +29,66 @@ pub(crate) struct LdapCodec {
     pub(crate) sasl_param: Arc<RwLock<(bool, u32)>>, // sasl_wrap, sasl_max_send
     #[cfg(feature = "gssapi")]
     pub(crate) client_ctx: Arc<Mutex<Option<ClientCtx>>>,
+    pub(crate) limits: FrameLimits,
+}
+
+/// The bounds on what a server may send on one connection (see `LdapConnSettings`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FrameLimits {
+    /// The largest LDAPMessage accepted, in bytes, header included.
+    pub(crate) max_message_len: usize,
+    /// The most bytes of LDAPMessages accepted over the life of the connection.
+    pub(crate) max_received_len: u64,
+    /// The bytes of LDAPMessages received so far.
+    pub(crate) received: u64,
+}
+
+/// The error for a reply that is not a valid LDAPMessage, or not the one expected.
+pub(crate) fn malformed(what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("malformed LDAP reply: {what}"),
+    )
+}
+
+/// The total length (header included) of the LDAPMessage at the start of `buf`, as soon as its header is
+/// in: None while more bytes are needed. An LDAPMessage is a SEQUENCE with a definite length (RFC 4511
+/// 5.1), so anything else is rejected at once, before waiting for or buffering the rest.
+fn message_len(buf: &[u8]) -> Result<Option<u64>, io::Error> {
+    match buf.first() {
+        None => return Ok(None),
+        Some(0x30) => {}
+        Some(t) => {
+            return Err(malformed(format_args!(
+                "an element with tag {t:#04x} instead of an LDAPMessage"
+            )));
+        }
+    }
+    let first = match buf.get(1) {
+        None => return Ok(None),
+        Some(&b) => b,
+    };
+    if first < 0x80 {
+        return Ok(Some(2 + u64::from(first)));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > 8 {
+        return Err(malformed("unsupported length encoding"));
+    }
+    match buf.get(2..2 + n) {
+        None => Ok(None),
+        Some(octets) => {
+            let len = octets
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            Ok(Some(len.saturating_add(2 + n as u64)))
+        }
+    }
 }
 
 pub(crate) type MaybeControls = Option<Vec<RawControl>>;
+/// Shared by a connection and its `Ldap` handles: why the connection's driver stopped, if on an error.
+pub(crate) type ConnError = std::sync::Arc<std::sync::Mutex<Option<(io::ErrorKind, String)>>>;
 pub(crate) type ItemSender = mpsc::UnboundedSender<(SearchItem, Vec<Control>)>;
 pub(crate) type ResultSender = oneshot::Sender<(Tag, Vec<Control>)>;
 
@@ -50,25 +107,55 @@ pub enum LdapOp {
 }
 
 #[allow(clippy::type_complexity)]
-fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
-    let decoding_error = io::Error::new(io::ErrorKind::Other, "decoding error");
-    let mut parser = lber::Parser::new();
-    let binding = parser.parse(buf);
-    let (i, tag) = match binding {
-        Err(e) if e.is_incomplete() => return Ok(None),
-        Err(_e) => return Err(decoding_error),
-        Ok((i, ref tag)) => (i, tag),
+fn decode_inner(
+    buf: &mut BytesMut,
+    limits: &mut FrameLimits,
+) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
+    // Bound the message before buffering it: a length field claiming gigabytes is rejected as soon as the
+    // header is in, not after the server has filled our memory.
+    let len = match message_len(buf)? {
+        None => return Ok(None),
+        Some(len) => len,
     };
-    buf.advance(buf.len() - i.len());
-    let tag = tag.clone();
+    let too_large = |what| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("LDAP reply too large: {what}"),
+        )
+    };
+    if len > limits.max_message_len as u64 {
+        let max = limits.max_message_len;
+        return Err(too_large(format!(
+            "a message of {len} bytes, over the limit of {max}"
+        )));
+    }
+    if limits.received.saturating_add(len) > limits.max_received_len {
+        let max = limits.max_received_len;
+        return Err(too_large(format!(
+            "more than {max} bytes on this connection"
+        )));
+    }
+    let len = len as usize;
+    if buf.len() < len {
+        return Ok(None);
+    }
+    // The message is complete: any error from here on is a malformed message, never "incomplete".
+    let mut parser = lber::Parser::new();
+    let tag = match parser.parse(&buf[..len]) {
+        Ok(([], tag)) => tag,
+        _ => return Err(malformed("undecodable BER")),
+    };
+    buf.advance(len);
+    limits.received += len as u64;
     let mut tags = match tag
         .match_id(Types::Sequence as u64)
         .and_then(|t| t.expect_constructed())
     {
         Some(tags) => tags,
-        None => return Err(decoding_error),
+        None => return Err(malformed("not a SEQUENCE")),
     };
-    let mut maybe_controls = tags.pop().expect("element");
+    let no_op = || malformed("no protocolOp");
+    let mut maybe_controls = tags.pop().ok_or_else(no_op)?;
     let has_controls = match maybe_controls {
         StructureTag {
             id,
@@ -76,7 +163,7 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
             ref payload,
         } if class == TagClass::Context && id == 0 => match *payload {
             PL::C(_) => true,
-            PL::P(_) => return Err(decoding_error),
+            PL::P(_) => return Err(malformed("controls not a SEQUENCE")),
         },
         StructureTag { id, class, .. } if class == TagClass::Context && id == 10 => {
             // Active Directory bug workaround
@@ -86,31 +173,33 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
             // but AD puts it outside, where the optional controls belong. This confuses
             // our parser, which doesn't expect the extra sequence element at the end
             // and crashes. This match arm thus ignores the element.
-            maybe_controls = tags.pop().expect("element");
+            maybe_controls = tags.pop().ok_or_else(no_op)?;
             false
         }
         _ => false,
     };
     let (protoop, controls) = if has_controls {
-        (tags.pop().expect("element"), Some(maybe_controls))
+        (tags.pop().ok_or_else(no_op)?, Some(maybe_controls))
     } else {
         (maybe_controls, None)
     };
     let controls = match controls {
-        Some(controls) => parse_controls(controls),
+        Some(controls) => parse_controls(controls).map_err(malformed)?,
         None => vec![],
     };
-    let msgid = match parse_uint(
-        tags.pop()
-            .expect("element")
-            .match_class(TagClass::Universal)
-            .and_then(|t| t.match_id(Types::Integer as u64))
-            .and_then(|t| t.expect_primitive())
-            .expect("message id")
-            .as_slice(),
-    ) {
-        Ok((_, id)) => id as i32,
-        _ => return Err(decoding_error),
+    // MessageID ::= INTEGER (0 .. maxInt), maxInt 2147483647.
+    let msgid = match tags
+        .pop()
+        .and_then(|t| t.match_class(TagClass::Universal))
+        .and_then(|t| t.match_id(Types::Integer as u64))
+        .and_then(|t| t.expect_primitive())
+    {
+        Some(id) if !id.is_empty() && id.len() <= 8 && id[0] & 0x80 == 0 => match parse_uint(&id) {
+            Ok((_, id)) if id <= i32::MAX as u64 => id as i32,
+            _ => return Err(malformed("messageID out of range")),
+        },
+        Some(_) => return Err(malformed("messageID out of range")),
+        None => return Err(malformed("no messageID")),
     };
     Ok(Some((msgid, (Tag::StructureTag(protoop), controls))))
 }
@@ -119,9 +208,19 @@ impl Decoder for LdapCodec {
     type Item = (RequestId, (Tag, Vec<Control>));
     type Error = io::Error;
 
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        match self.decode(buf)? {
+            None if !buf.is_empty() => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection in the middle of a message",
+            )),
+            item => Ok(item),
+        }
+    }
+
     #[cfg(not(feature = "gssapi"))]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
-        decode_inner(buf)
+        decode_inner(buf, &mut self.limits)
     }
 
     #[cfg(feature = "gssapi")]
@@ -130,10 +229,10 @@ impl Decoder for LdapCodec {
 
         let sasl_wrap = { self.sasl_param.read().expect("sasl param").0 };
         if !sasl_wrap || buf.is_empty() {
-            return decode_inner(buf);
+            return decode_inner(buf, &mut self.limits);
         }
         if self.has_decoded_data {
-            let res = decode_inner(buf);
+            let res = decode_inner(buf, &mut self.limits);
             if res.is_ok() && buf.is_empty() {
                 self.has_decoded_data = false;
             }
@@ -143,6 +242,10 @@ impl Decoder for LdapCodec {
             return Err(io::Error::new(io::ErrorKind::Other, "invalid SASL buffer"));
         }
         let sasl_len = u32::from_be_bytes(buf[0..U32_SIZE].try_into().unwrap());
+        // A wrapped buffer holds a message plus the mechanism's overhead: bound it like a message.
+        if u64::from(sasl_len) > self.limits.max_message_len as u64 + 4096 {
+            return Err(malformed(format_args!("a SASL buffer of {sasl_len} bytes")));
+        }
         if buf.len() - U32_SIZE < sasl_len as usize {
             return Ok(None);
         }
@@ -152,7 +255,7 @@ impl Decoder for LdapCodec {
         let mut decoded = client_ctx.unwrap_iov(sasl_len as usize, buf).map_err(|e| {
             io::Error::new(io::ErrorKind::Other, format!("gss_unwrap error: {:#}", e))
         })?;
-        let res = decode_inner(&mut decoded);
+        let res = decode_inner(&mut decoded, &mut self.limits);
         if res.is_ok() && !decoded.is_empty() && buf.is_empty() {
             buf.extend(decoded);
             self.has_decoded_data = true;
@@ -241,5 +344,140 @@ impl Encoder<(RequestId, Tag, MaybeControls)> for LdapCodec {
         };
         maybe_wrap(self, outstruct, into)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_message_len: usize, max_received_len: u64) -> FrameLimits {
+        FrameLimits {
+            max_message_len,
+            max_received_len,
+            received: 0,
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
+        decode_inner(&mut BytesMut::from(bytes), &mut limits(1 << 20, u64::MAX))
+    }
+
+    fn malformed_text(bytes: &[u8]) -> String {
+        match decode(bytes) {
+            Err(e) => {
+                assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+                e.to_string()
+            }
+            Ok(r) => panic!("{:02x?} decoded: {r:?}", &bytes[..bytes.len().min(32)]),
+        }
+    }
+
+    const BIND_OK: &[u8] = b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00\x04\x00";
+
+    #[test]
+    fn a_message_is_decoded_only_when_complete() {
+        let mut buf = BytesMut::from(&BIND_OK[..5]);
+        let mut l = limits(1 << 20, u64::MAX);
+        assert!(decode_inner(&mut buf, &mut l).unwrap().is_none());
+        assert_eq!(buf.len(), 5);
+        buf.extend_from_slice(&BIND_OK[5..]);
+        buf.extend_from_slice(BIND_OK);
+        for _ in 0..2 {
+            let (id, (tag, ctrls)) = decode_inner(&mut buf, &mut l).unwrap().unwrap();
+            assert_eq!(id, 1);
+            assert!(ctrls.is_empty());
+            assert!(matches!(tag, Tag::StructureTag(StructureTag { id: 1, .. })));
+        }
+        assert!(buf.is_empty());
+        assert_eq!(l.received, 2 * BIND_OK.len() as u64);
+    }
+
+    #[test]
+    fn a_huge_length_claim_is_refused_from_its_header() {
+        let mut buf = BytesMut::from(&b"\x30\x84\x7f\xff\xff\xff"[..]);
+        let e = decode_inner(&mut buf, &mut limits(1 << 20, u64::MAX)).unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+        // Exactly at the limit is fine.
+        let mut buf = BytesMut::from(BIND_OK);
+        assert!(
+            decode_inner(&mut buf, &mut limits(BIND_OK.len(), u64::MAX))
+                .unwrap()
+                .is_some()
+        );
+        let mut buf = BytesMut::from(BIND_OK);
+        assert!(decode_inner(&mut buf, &mut limits(BIND_OK.len() - 1, u64::MAX)).is_err());
+    }
+
+    #[test]
+    fn the_connection_budget_counts_every_message() {
+        let mut buf = BytesMut::from(&[BIND_OK, BIND_OK][..].concat()[..]);
+        let mut l = limits(1 << 20, 20);
+        assert!(decode_inner(&mut buf, &mut l).unwrap().is_some());
+        let e = decode_inner(&mut buf, &mut l).unwrap_err();
+        assert!(e.to_string().contains("more than 20 bytes"), "{e}");
+    }
+
+    #[test]
+    fn malformed_messages_are_errors() {
+        for bytes in [
+            &b"\x04\x01\x00"[..],                        // not a SEQUENCE
+            b"\x30\x00",                                 // empty
+            b"\x30\x03\x02\x01\x01",                     // no protocolOp
+            b"\x30\x04\x8a\x02\x31\x32",                 // only AD's [10]
+            b"\x30\x07\x02\x01\x01\x8a\x02\x31\x32",     // messageID and AD's [10]
+            b"\x30\x05\x04\x01\x31\x42\x00",             // messageID not an INTEGER
+            b"\x30\x05\x02\x01\xff\x42\x00",             // messageID negative
+            b"\x30\x08\x02\x04\x80\x00\x00\x00\x42\x00", // messageID over maxInt
+            b"\x30\x07\x02\x01\x01\x42\x00\x80\x00",     // controls primitive
+            b"\x30\x0e\x02\x01\x01\x42\x00\xa0\x07\x30\x05\x04\x01\x31\x01\x00", // empty BOOLEAN
+            b"\x30\x0b\x02\x01\x01\x42\x00\xa0\x04\x30\x02\x30\x00", // control type a SEQUENCE
+            b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x09\x04\x00", // element past the end
+            b"\x30\x80\x02\x01\x01\x42\x00\x00\x00",     // indefinite length
+            b"\x30\x89\x00\x00\x00\x00\x00\x00\x00\x00\x05\x02\x01\x01\x42\x00", // 9 length octets
+        ] {
+            assert!(
+                malformed_text(bytes).starts_with("malformed LDAP reply: "),
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let depth = 100_000;
+        let mut v = Vec::with_capacity(depth * 5 + 16);
+        let body = 3 + depth * 5 + 2;
+        v.extend_from_slice(&[
+            0x30,
+            0x83,
+            (body >> 16) as u8,
+            (body >> 8) as u8,
+            body as u8,
+        ]);
+        v.extend_from_slice(&[0x02, 0x01, 0x01]);
+        for level in 0..depth {
+            let len = (depth - level) * 5 - 3;
+            v.extend_from_slice(&[0x30, 0x83, (len >> 16) as u8, (len >> 8) as u8, len as u8]);
+        }
+        v.extend_from_slice(&[0x30, 0x00]);
+        malformed_text(&v);
+    }
+
+    #[test]
+    fn eof_in_the_middle_of_a_message_says_so() {
+        let mut codec = LdapCodec {
+            #[cfg(feature = "gssapi")]
+            has_decoded_data: false,
+            #[cfg(feature = "gssapi")]
+            sasl_param: Arc::new(RwLock::new((false, 0))),
+            #[cfg(feature = "gssapi")]
+            client_ctx: Arc::new(Mutex::new(None)),
+            limits: limits(1 << 20, u64::MAX),
+        };
+        let mut buf = BytesMut::from(&BIND_OK[..7]);
+        let e = codec.decode_eof(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(codec.decode_eof(&mut BytesMut::new()).unwrap().is_none());
     }
 }

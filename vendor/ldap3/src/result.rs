@@ -17,7 +17,7 @@ use crate::ldap::SaslCreds;
 use crate::protocol::MiscSender;
 use crate::protocol::{LdapOp, MaybeControls, ResultSender};
 use crate::search::ResultEntry;
-use crate::search::parse_refs;
+use crate::search::try_parse_refs;
 
 use lber::common::TagClass;
 use lber::parse::parse_uint;
@@ -319,11 +319,21 @@ impl LdapResult {
 pub(crate) struct LdapResultExt(pub LdapResult, pub Exop, pub SaslCreds);
 
 impl From<Tag> for LdapResultExt {
+    /// Panics if `t` is not an LDAPResult: see [`LdapResultExt::parse`].
     fn from(t: Tag) -> LdapResultExt {
+        LdapResultExt::parse(t).expect("LDAPResult")
+    }
+}
+
+impl LdapResultExt {
+    /// An LDAPResult (with the extra components of a BindResponse and an ExtendedResponse) from a server's
+    /// reply; Err names what is malformed. Text that is not UTF-8 (a localized diagnostic message in
+    /// Latin-1, say) is decoded lossily rather than rejected.
+    pub(crate) fn parse(t: Tag) -> StdResult<LdapResultExt, &'static str> {
         let t = match t {
             Tag::StructureTag(t) => t,
             Tag::Null(_) => {
-                return LdapResultExt(
+                return Ok(LdapResultExt(
                     LdapResult {
                         rc: 0,
                         matched: String::from(""),
@@ -336,65 +346,59 @@ impl From<Tag> for LdapResultExt {
                         val: None,
                     },
                     SaslCreds(None),
-                );
+                ));
             }
-            _ => unimplemented!(),
+            _ => return Err("not an LDAPResult"),
         };
-        let mut tags = t.expect_constructed().expect("result sequence").into_iter();
-        let rc = match parse_uint(
+        let mut tags = t
+            .expect_constructed()
+            .ok_or("LDAPResult not a SEQUENCE")?
+            .into_iter();
+        // resultCode ENUMERATED: small non-negative values.
+        let rc = match tags
+            .next()
+            .and_then(|t| t.match_class(TagClass::Universal))
+            .and_then(|t| t.match_id(Types::Enumerated as u64))
+            .and_then(|t| t.expect_primitive())
+        {
+            Some(rc) if !rc.is_empty() && rc.len() <= 4 && rc[0] & 0x80 == 0 => {
+                match parse_uint(rc.as_slice()) {
+                    Ok((_, rc)) => rc as u32,
+                    _ => return Err("bad resultCode"),
+                }
+            }
+            _ => return Err("no resultCode ENUMERATED"),
+        };
+        let mut next_text = || {
             tags.next()
-                .expect("element")
-                .match_class(TagClass::Universal)
-                .and_then(|t| t.match_id(Types::Enumerated as u64))
                 .and_then(|t| t.expect_primitive())
-                .expect("result code")
-                .as_slice(),
-        ) {
-            Ok((_, rc)) => rc as u32,
-            _ => panic!("failed to parse result code"),
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
         };
-        let matched = String::from_utf8(
-            tags.next()
-                .expect("element")
-                .expect_primitive()
-                .expect("octet string"),
-        )
-        .expect("matched dn");
-        let text = String::from_utf8(
-            tags.next()
-                .expect("element")
-                .expect_primitive()
-                .expect("octet string"),
-        )
-        .expect("diagnostic message");
+        let matched = next_text().ok_or("no matchedDN")?;
+        let text = next_text().ok_or("no diagnosticMessage")?;
         let mut refs = Vec::new();
         let mut exop_name = None;
         let mut exop_val = None;
         let mut sasl_creds = None;
-        loop {
-            match tags.next() {
-                None => break,
-                Some(comp) => match comp.id {
-                    3 => {
-                        refs.extend(parse_refs(comp));
-                    }
-                    7 => {
-                        sasl_creds = Some(comp.expect_primitive().expect("octet string"));
-                    }
-                    10 => {
-                        exop_name = Some(
-                            String::from_utf8(comp.expect_primitive().expect("octet string"))
-                                .expect("exop name"),
-                        );
-                    }
-                    11 => {
-                        exop_val = Some(comp.expect_primitive().expect("octet string"));
-                    }
-                    _ => (),
-                },
+        for comp in tags {
+            match comp.id {
+                3 => {
+                    refs.extend(try_parse_refs(comp)?);
+                }
+                7 => {
+                    sasl_creds = Some(comp.expect_primitive().ok_or("bad serverSaslCreds")?);
+                }
+                10 => {
+                    let name = comp.expect_primitive().ok_or("bad responseName")?;
+                    exop_name = Some(String::from_utf8_lossy(&name).into_owned());
+                }
+                11 => {
+                    exop_val = Some(comp.expect_primitive().ok_or("bad responseValue")?);
+                }
+                _ => (),
             }
         }
-        LdapResultExt(
+        Ok(LdapResultExt(
             LdapResult {
                 rc,
                 matched,
@@ -407,16 +411,10 @@ impl From<Tag> for LdapResultExt {
                 val: exop_val,
             },
             SaslCreds(sasl_creds),
-        )
+        ))
     }
 }
 
-/// Wrapper for results of a Search operation which returns all entries at once.
-///
-/// The wrapper exists so that methods [`success()`](#method.success) and
-/// [`non_error()`](#method.non_error) can be called on an instance. Those methods
-/// destructure the wrapper and return its components as elements of an anonymous
-/// tuple.
 #[derive(Clone, Debug)]
 pub struct SearchResult(pub Vec<ResultEntry>, pub LdapResult);
 
@@ -500,6 +498,42 @@ impl ExopResult {
             Ok((self.0, self.1))
         } else {
             Err(LdapError::from(self.1))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lber::parse::parse_tag;
+
+    fn parse(bytes: &[u8]) -> StdResult<LdapResultExt, &'static str> {
+        let (rest, tag) = parse_tag(bytes).unwrap();
+        assert!(rest.is_empty());
+        LdapResultExt::parse(Tag::StructureTag(tag))
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_decoded_lossily() {
+        // invalidCredentials, "Mot de passe expir\xe9" (Latin-1).
+        let r = parse(b"\x61\x1a\x0a\x01\x31\x04\x00\x04\x13Mot de passe expir\xe9").unwrap();
+        assert_eq!(r.0.rc, 49);
+        assert_eq!(r.0.text, "Mot de passe expir\u{fffd}");
+    }
+
+    #[test]
+    fn malformed_results_are_errors() {
+        for bytes in [
+            &b"\x41\x00"[..],                                    // primitive
+            b"\x61\x00",                                         // empty
+            b"\x61\x07\x02\x01\x00\x04\x00\x04\x00",             // resultCode an INTEGER
+            b"\x61\x07\x0a\x01\xff\x04\x00\x04\x00",             // resultCode negative
+            b"\x61\x05\x0a\x01\x00\x04\x00",                     // no diagnosticMessage
+            b"\x61\x07\x0a\x01\x00\x24\x00\x04\x00",             // matchedDN constructed
+            b"\x61\x09\x0a\x01\x00\x04\x00\x04\x00\xa7\x00",     // serverSaslCreds constructed
+            b"\x61\x0a\x0a\x01\x0a\x04\x00\x04\x00\x83\x01\x78", // referral primitive
+        ] {
+            assert!(parse(bytes).is_err(), "{bytes:02x?}");
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::time;
 
 use lber::common::TagClass;
-use lber::structure::StructureTag;
+use lber::structure::{PL, StructureTag};
 use lber::structures::{Boolean, Enumerated, Integer, OctetString, Sequence, Tag};
 
 /// Possible values for search scope.
@@ -155,13 +155,14 @@ impl SearchEntry {
                 .and_then(|t| t.expect_constructed())
                 .expect("entry")
                 .into_iter();
-        let dn = String::from_utf8(
-            tags.next()
+        let dn = String::from_utf8_lossy(
+            &tags
+                .next()
                 .expect("element")
                 .expect_primitive()
                 .expect("octet string"),
         )
-        .expect("dn");
+        .into_owned();
         let mut attr_vals = HashMap::new();
         let mut bin_attr_vals = HashMap::new();
         let attrs = tags
@@ -175,14 +176,14 @@ impl SearchEntry {
                 .expect_constructed()
                 .expect("partial attribute")
                 .into_iter();
-            let a_type = String::from_utf8(
-                part_attr
+            let a_type = String::from_utf8_lossy(
+                &part_attr
                     .next()
                     .expect("element")
                     .expect_primitive()
                     .expect("octet string"),
             )
-            .expect("attribute type");
+            .into_owned();
             let mut any_binary = false;
             let values = part_attr
                 .next()
@@ -686,7 +687,7 @@ where
             Some((item, controls)) => (item, controls),
             None => {
                 self.rx = None;
-                return Err(LdapError::EndOfStream);
+                return Err(self.ldap.conn_error().unwrap_or(LdapError::EndOfStream));
             }
         };
         match item {
@@ -841,11 +842,96 @@ where
 
 /// Parse the referrals from the supplied BER-encoded sequence.
 pub fn parse_refs(t: StructureTag) -> Vec<String> {
+    try_parse_refs(t).expect("referrals")
+}
+
+/// The URIs of a SearchResultReference or of the referral of an LDAPResult: a constructed element of
+/// OCTET STRINGs. A URI that is not UTF-8 is decoded lossily.
+pub(crate) fn try_parse_refs(t: StructureTag) -> std::result::Result<Vec<String>, &'static str> {
     t.expect_constructed()
-        .expect("referrals")
+        .ok_or("referral not a SEQUENCE")?
         .into_iter()
-        .map(|t| t.expect_primitive().expect("octet string"))
-        .map(String::from_utf8)
-        .map(|s| s.expect("uri"))
+        .map(|t| {
+            t.expect_primitive()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .ok_or("referral URI not an OCTET STRING")
+        })
         .collect()
+}
+
+/// Checks that a SearchResultEntry has the shape [`SearchEntry::construct`] expects:
+/// `[APPLICATION 4] { objectName OCTET STRING, attributes SEQUENCE OF { type OCTET STRING, vals SET OF
+/// OCTET STRING } }`.
+pub(crate) fn check_entry(t: &StructureTag) -> std::result::Result<(), &'static str> {
+    fn constructed(t: Option<&StructureTag>) -> Option<&[StructureTag]> {
+        match t {
+            Some(StructureTag {
+                payload: PL::C(v), ..
+            }) => Some(v),
+            _ => None,
+        }
+    }
+    fn primitive(t: Option<&StructureTag>) -> bool {
+        matches!(
+            t,
+            Some(StructureTag {
+                payload: PL::P(_),
+                ..
+            })
+        )
+    }
+    let parts = constructed(Some(t)).ok_or("entry not a SEQUENCE")?;
+    if !primitive(parts.first()) {
+        return Err("entry without objectName");
+    }
+    for attr in constructed(parts.get(1)).ok_or("entry without attributes")? {
+        let attr = constructed(Some(attr)).ok_or("attribute not a SEQUENCE")?;
+        if !primitive(attr.first()) {
+            return Err("attribute without type");
+        }
+        let vals = constructed(attr.get(1)).ok_or("attribute without values")?;
+        if !vals.iter().all(|v| primitive(Some(v))) {
+            return Err("attribute value not an OCTET STRING");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lber::parse::parse_tag;
+
+    fn tag(bytes: &[u8]) -> StructureTag {
+        parse_tag(bytes).unwrap().1
+    }
+
+    #[test]
+    fn entries_are_checked_before_construct_meets_them() {
+        // uid=x with mail: a@b, then the same with a DN in Latin-1.
+        let good = tag(b"\x64\x17\x04\x05uid=x\x30\x0e\x30\x0c\x04\x04mail\x31\x04\x04\x02ab");
+        assert!(check_entry(&good).is_ok());
+        let latin1 = tag(b"\x64\x07\x04\x03\xe9t\xe9\x30\x00");
+        assert!(check_entry(&latin1).is_ok());
+        let e = SearchEntry::construct(ResultEntry::new(latin1));
+        assert_eq!(e.dn, "\u{fffd}t\u{fffd}");
+        for bad in [
+            &b"\x44\x00"[..],                                            // primitive
+            b"\x64\x00",                                                 // empty
+            b"\x64\x04\x04\x00\x04\x00",                                 // attributes primitive
+            b"\x64\x06\x04\x00\x30\x02\x04\x00",                         // attribute primitive
+            b"\x64\x08\x04\x00\x30\x04\x30\x02\x04\x00",                 // attribute without values
+            b"\x64\x0c\x04\x00\x30\x08\x30\x06\x04\x00\x31\x02\x30\x00", // value constructed
+        ] {
+            assert!(check_entry(&tag(bad)).is_err(), "{bad:02x?}");
+        }
+    }
+
+    #[test]
+    fn referrals_are_decoded_lossily_and_checked() {
+        let refs = try_parse_refs(tag(b"\x73\x05\x04\x03h\xe9/")).unwrap();
+        assert_eq!(refs, vec!["h\u{fffd}/".to_string()]);
+        assert!(try_parse_refs(tag(b"\x53\x01x")).is_err());
+        assert!(try_parse_refs(tag(b"\x73\x02\x30\x00")).is_err());
+    }
 }
