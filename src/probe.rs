@@ -29,6 +29,15 @@ use crate::starttls::start_tls;
 /// Where OpenLDAP's client looks for the local socket when an `ldapi://` URL names none (Debian's libldap).
 pub const DEFAULT_LDAPI_SOCKET: &str = "/var/run/slapd/ldapi";
 
+/// The largest LDAP message a server may send (the vendored ldap3 refuses a larger one as soon as its length
+/// field arrives, before buffering it): one entry with its values. Issue 10.
+pub const MAX_MESSAGE_LEN: usize = 1 << 20;
+/// The most bytes of LDAP messages a server may send on one connection (every base search and canary lookup
+/// of a check): bounds the memory a server streaming entries without end takes before the deadline. ldap3's
+/// `search()` keeps every entry, about 16 bytes of memory per byte of small entries: measured peak RSS of the
+/// release build under such a server, 36 MB with 2 MiB, 68 MB with 4 MiB (vendor/PATCHES.md). Issue 10.
+pub const MAX_RECEIVED_LEN: u64 = 2 << 20;
+
 /// The stages of a check, in the order they happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
@@ -518,7 +527,10 @@ async fn connect(
 
     // Hand the connected stream to ldap3; with TLS this is the handshake.
     let tls = ep.uses_tls();
-    let mut settings = LdapConnSettings::new().set_std_stream(std_stream);
+    let mut settings = LdapConnSettings::new()
+        .set_std_stream(std_stream)
+        .set_max_message_len(MAX_MESSAGE_LEN)
+        .set_max_received_len(MAX_RECEIVED_LEN);
     let url = match server.scheme {
         Scheme::Ldapi => "ldapi://%2F".to_string(),
         _ if tls => format!("ldaps://{}:{}", url_host(&server.host), server.port),
