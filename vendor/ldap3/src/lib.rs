@@ -246,7 +246,7 @@ mod search;
 mod sync;
 mod util;
 
-pub use conn::{LdapConnAsync, LdapConnSettings, StdStream};
+pub use conn::{DEFAULT_MAX_MESSAGE_LEN, LdapConnAsync, LdapConnSettings, StdStream};
 pub use filter::parse as parse_filter;
 pub use ldap::{Ldap, Mod};
 pub use result::{LdapError, LdapResult, SearchResult};
