@@ -5,7 +5,8 @@
 #   make install   PREFIX=/usr/local DESTDIR= BINDIR= SYSTEMDUNITDIR= ... (see README)
 #   make lint      cargo fmt --check and clippy -D warnings
 #   make bench     measure against ldapsearch/check_ldap/postmap on a throwaway slapd; writes docs/benchmarks.md
-#   make fuzz      the property tests (tests/props.rs) with many more cases (PROPTEST_CASES, default 100000)
+#   make fuzz      the property tests (tests/props.rs) with many more cases (PROPTEST_CASES, default 100000), and
+#                  hostile LDAP replies against the release binary (tests/fuzz_replies.rs, LHC_FUZZ_CASES, default 100000)
 #   make man       regenerate the man page and shell completions after a change of options (commit them)
 
 CARGO   ?= cargo
@@ -35,7 +36,7 @@ build:
 
 release: $(BIN)
 
-$(BIN): Cargo.toml Cargo.lock $(wildcard src/*.rs)
+$(BIN): Cargo.toml Cargo.lock $(wildcard src/*.rs src/*/*.rs vendor/*/Cargo.toml vendor/*/src/*.rs vendor/*/src/*/*.rs)
 	$(CARGO) build --release --locked
 
 test-deps:
@@ -57,8 +58,10 @@ bench: release
 	scripts/bench.sh $(BIN)
 
 PROPTEST_CASES ?= 100000
-fuzz:
+LHC_FUZZ_CASES ?= 100000
+fuzz: release
 	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --locked --release --test props
+	LHC_FUZZ_BIN=$(CURDIR)/$(BIN) LHC_FUZZ_CASES=$(LHC_FUZZ_CASES) $(CARGO) test --locked --test fuzz_replies -- --nocapture
 
 clean:
 	$(CARGO) clean
