@@ -6,7 +6,8 @@
 #   make install   PREFIX=/usr/local DESTDIR= BINDIR= SYSTEMDUNITDIR= ... (see README)
 #   make lint      cargo fmt --check, clippy -D warnings, rustdoc -D warnings, scripts/structure.py
 #   make bench     measure against ldapsearch/check_ldap/postmap on a throwaway slapd; writes docs/benchmarks.md
-#   make fuzz      the property tests (tests/props.rs) with many more cases (PROPTEST_CASES, default 100000)
+#   make fuzz      the property tests (tests/props.rs) with many more cases (PROPTEST_CASES, default 100000), and
+#                  hostile LDAP replies against the release binary (tests/fuzz_replies.rs, LHC_FUZZ_CASES, default 100000)
 #   make man       regenerate the man page and shell completions after a change of options (commit them)
 
 CARGO   ?= cargo
@@ -42,7 +43,7 @@ build:
 
 release: $(BIN)
 
-$(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
+$(BIN): Cargo.toml Cargo.lock $(shell find src vendor -name '*.rs' -o -name Cargo.toml)
 	$(CARGO) build --release --locked
 
 test-deps:
@@ -70,8 +71,10 @@ bench: release
 	scripts/bench.sh $(BIN)
 
 PROPTEST_CASES ?= 100000
-fuzz:
+LHC_FUZZ_CASES ?= 100000
+fuzz: release
 	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --locked --release --test props
+	LHC_FUZZ_BIN=$(CURDIR)/$(BIN) LHC_FUZZ_CASES=$(LHC_FUZZ_CASES) $(CARGO) test --locked --test fuzz_replies -- --nocapture
 
 clean:
 	$(CARGO) clean

@@ -34,8 +34,31 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 
 /// Parse the command line and run a check or a query. Usage errors exit 3 (UNKNOWN), not clap's 2, which Nagios
-/// reads as CRITICAL.
+/// reads as CRITICAL. A panic, whatever its cause, is one UNKNOWN line too (exit 3), never a backtrace: panics
+/// are caught (the release build unwinds), those of one server's probe as that server's failure.
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    std::panic::set_hook(Box::new(|_| {}));
+    let args: Vec<OsString> = args.into_iter().collect();
+    match std::panic::catch_unwind(move || run(args)) {
+        Ok(code) => code,
+        Err(panic) => {
+            report::print(&format!("LDAP UNKNOWN - internal error: {}\n", panic_text(&*panic)));
+            ExitCode::from(verdict::State::Unknown.code())
+        }
+    }
+}
+
+/// What a caught panic said.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    reason::server_text(&text)
+}
+
+fn run(args: Vec<OsString>) -> ExitCode {
     match cli::Cli::parse_args(args) {
         Ok(cli) if cli.policy && cli.self_test => policy::self_test(&cli),
         Ok(cli) if cli.policy => policy::run(&cli),

@@ -164,7 +164,7 @@ async fn search(
 pub(crate) const ENTRY_CEILING: usize = 10_000;
 
 /// The most bytes of entries (values and names) one search of the check takes.
-pub(crate) const BYTE_BUDGET: usize = 16 << 20;
+pub(crate) const BYTE_BUDGET: usize = 4 << 20;
 
 /// An error after which the connection is in an unknown state: nothing more is asked on it.
 fn lost(message: &str) -> LookupError {

@@ -165,14 +165,9 @@ impl Plan {
             mp.problem =
                 not_checkable(map).map(MapProblem::NotChecked).or_else(|| bad_filter(map).map(MapProblem::Broken));
             mp.base = static_base(&map.search_base);
-            if let Some(base) = &mp.base {
-                mp.search = Some(match presence::presence(map, base) {
-                    Ok(p) => Search { base: base.clone(), presence: Some(p) },
-                    Err(why) => {
-                        mp.presence_skipped = Some(why);
-                        Search::base(base)
-                    }
-                });
+            if let Some((search, skipped)) = search_of(map) {
+                mp.search = Some(search);
+                mp.presence_skipped = skipped;
             }
             mp.canaries = canaries(map, global);
             let lookups = if mp.problem.is_none() { prepare_canaries(mp, index, until, table) } else { Vec::new() };
@@ -272,6 +267,16 @@ fn prepare_canaries(
         }
     }
     lookups
+}
+
+/// What a connection searches for `map` before its canaries: its presence check, or the base search when it
+/// has none (and why); `None` when no part of the base is static.
+pub fn search_of(map: &Map) -> Option<(Search, Option<String>)> {
+    let base = static_base(&map.search_base)?;
+    Some(match presence::presence(map, &base) {
+        Ok(p) => (Search { base, presence: Some(p) }, None),
+        Err(why) => (Search::base(&base), Some(why)),
+    })
 }
 
 /// The connections Postfix would try for `map`, in `server_host` order.

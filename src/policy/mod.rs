@@ -65,8 +65,16 @@ pub fn run(cli: &Cli) -> ExitCode {
             return "DUNNO".to_string();
         }
         let deadline = Deadline::for_maps(Instant::now(), Some(timeout), []);
-        let judgement = rt.block_on(guard.judge(&deadline));
-        reply(log, request, &judgement)
+        let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(guard.judge(&deadline))));
+        match judged {
+            Ok(judgement) => reply(log, request, &judgement),
+            Err(panic) => {
+                // Never an exit before EOF: smtpd would answer 451 until it reconnects.
+                guard.forget_connections();
+                log.log(Level::Err, &format!("--policy: internal error ({}): DUNNO", crate::panic_text(&*panic)));
+                "DUNNO".to_string()
+            }
+        }
     });
     // A hung name lookup may still hold a blocking thread: do not wait for it.
     rt.shutdown_background();
@@ -165,15 +173,16 @@ pub fn self_test(cli: &Cli) -> ExitCode {
         }
     };
     let mut out = String::from("recipient maps guarded:\n");
-    for (name, canaries) in maps {
+    for (name, canaries, presence) in maps {
+        let presence = if presence { "the presence check" } else { "no presence check" };
         let what = match canaries {
-            0 => "no canary: nothing to check (add health_check_key to the map)".to_string(),
-            n => format!("{n} canar{}", if n == 1 { "y" } else { "ies" }),
+            0 => format!("{presence}, no canary"),
+            n => format!("{presence}, {n} canar{}", if n == 1 { "y" } else { "ies" }),
         };
         out.push_str(&format!("  {name}: {what}\n"));
     }
     let (action, why, code) = match &judgement {
-        Judgement::Trusted => ("DUNNO", "every canary is found".to_string(), 0),
+        Judgement::Trusted => ("DUNNO", "the directory answers as it should".to_string(), 0),
         Judgement::Down(why) => {
             ("DUNNO", format!("Postfix's own lookups fail (it answers 451): {}", why.join("; ")), 0)
         }

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use crate::deadline::Deadline;
 use crate::lookup::{self, Prepared, Query, Spec};
 use crate::map::Map;
-use crate::plan::{self, Endpoint};
+use crate::plan::{self, Endpoint, Search};
 use crate::probe::connect::{self, Session};
+use crate::probe::Found;
 
 /// What the policy concludes for one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +34,8 @@ struct Guarded {
     spec: Arc<Spec>,
     /// The canary keys Postfix would search for, prepared.
     canaries: Vec<(String, Query)>,
+    /// The presence check (issue 13), when the map has one: the directory must still answer something.
+    presence: Option<Search>,
     session: Option<Session>,
 }
 
@@ -72,14 +75,24 @@ impl Guard {
                     Err(e) => warnings.push(format!("{}: canary {key}: {e}", map.name())),
                 }
             }
-            guarded.push(Guarded { name: map.name(), endpoints: plan::endpoints(&map), spec, canaries, session: None });
+            let presence = plan::search_of(&map).map(|(s, _)| s).filter(|s| s.presence.is_some());
+            let endpoints = plan::endpoints(&map);
+            guarded.push(Guarded { name: map.name(), endpoints, spec, canaries, presence, session: None });
         }
         (Guard { maps: guarded, cache_for, cached: None }, warnings)
     }
 
-    /// The maps guarded, and how many canaries each has.
-    pub fn describe(&self) -> Vec<(String, usize)> {
-        self.maps.iter().map(|m| (m.name.clone(), m.canaries.len())).collect()
+    /// Drop every connection and the cached judgement (after an internal error: start afresh).
+    pub fn forget_connections(&mut self) {
+        self.cached = None;
+        for m in &mut self.maps {
+            m.session = None;
+        }
+    }
+
+    /// The maps guarded: how many canaries each has, and whether it has a presence check.
+    pub fn describe(&self) -> Vec<(String, usize, bool)> {
+        self.maps.iter().map(|m| (m.name.clone(), m.canaries.len(), m.presence.is_some())).collect()
     }
 
     /// The judgement now: the cached one if younger than `cache_for`, else a new one, by the deadline.
@@ -120,7 +133,7 @@ enum MapState {
 
 impl Guarded {
     async fn judge(&mut self, deadline: &Deadline) -> MapState {
-        if self.canaries.is_empty() {
+        if self.canaries.is_empty() && self.presence.is_none() {
             return MapState::Trusted;
         }
         // A connection that was lost (the server restarted, an idle timeout) is made again once, as Postfix does.
@@ -159,9 +172,30 @@ impl Guarded {
         Err(crate::verdict::no_server_reason(unreachable))
     }
 
-    /// Look each canary up on the session; `Err` when the connection is lost.
+    /// The presence check, then each canary, on the session; `Err` when the connection is lost.
     async fn canaries(&mut self, deadline: &Deadline) -> Result<MapState, Lost> {
         let Some(session) = self.session.as_mut() else { return Err(Lost("no connection".to_string())) };
+        if let Some(search) = &self.presence {
+            let run =
+                tokio::time::timeout_at(deadline.until_tokio(), crate::probe::search::run(&mut session.ldap, search));
+            match run.await {
+                Ok((_, true)) => return Err(Lost("the connection was lost".to_string())),
+                Ok((Ok(Found::Nothing | Found::Unreadable), _)) => {
+                    let p = search.presence.as_ref().map_or("", |p| p.query.as_str());
+                    return Ok(MapState::Untrusted(format!(
+                        "no readable entry under {} matches {p}: Postfix would answer 550 User unknown",
+                        search.base
+                    )));
+                }
+                Ok((Ok(_), _)) => {}
+                Ok((Err(f), _)) => return Ok(MapState::Untrusted(format!("presence check: {f}"))),
+                Err(_) => {
+                    self.session = None;
+                    let after = crate::reason::secs(deadline.length());
+                    return Ok(MapState::Down(format!("presence check: no answer within {after}")));
+                }
+            }
+        }
         for (key, query) in &self.canaries {
             let looked_up =
                 tokio::time::timeout_at(deadline.until_tokio(), lookup::lookup(&mut session.ldap, &self.spec, query))

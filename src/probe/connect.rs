@@ -22,6 +22,15 @@ use crate::reason::{io_reason, ldap_reason, resolve_reason, result_reason, secs}
 /// Where OpenLDAP's client looks for the local socket when an `ldapi://` URL names none (Debian's libldap).
 pub const DEFAULT_LDAPI_SOCKET: &str = "/var/run/slapd/ldapi";
 
+/// The largest LDAP message a server may send (the vendored ldap3 refuses a larger one as soon as its length
+/// field arrives, before buffering it): one entry with its values (a group of some 100,000 members). Issue 10.
+pub const MAX_MESSAGE_LEN: usize = 4 << 20;
+
+/// The most bytes of LDAP messages a server may send on one connection (every search and canary lookup of a
+/// check, or of a `--policy` process between two reconnections): with the searches' own entry and byte caps
+/// (lookup::search), it bounds the memory a server streaming without end takes before the deadline.
+pub const MAX_RECEIVED_LEN: u64 = 8 << 20;
+
 /// A connected and bound session, for `--query`: the handle and the task that drives the connection (stopped
 /// when the session is dropped).
 pub struct Session {
@@ -128,7 +137,10 @@ async fn handshake(
 ) -> Result<Ldap, Failure> {
     let server = &ep.server;
     let tls = ep.uses_tls();
-    let mut settings = LdapConnSettings::new().set_std_stream(stream);
+    let mut settings = LdapConnSettings::new()
+        .set_std_stream(stream)
+        .set_max_message_len(MAX_MESSAGE_LEN)
+        .set_max_received_len(MAX_RECEIVED_LEN);
     let url = match server.scheme {
         Scheme::Ldapi => "ldapi://%2F".to_string(),
         _ if tls => format!("ldaps://{}:{}", url_host(&server.host), server.port),

@@ -24,6 +24,7 @@ use std::fmt;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use crate::deadline::Deadline;
@@ -303,7 +304,21 @@ impl Drop for DriverGuard {
 async fn probe_job(job: &Job, start: Instant, until: Instant) -> ConnReport {
     let progress = RefCell::new(Progress::default());
     let mut driver = DriverGuard(None);
-    let outcome = tokio::time::timeout_at(until, connect_and_check(job, &progress, until, &mut driver.0)).await;
+    let checked = tokio::time::timeout_at(until, connect_and_check(job, &progress, until, &mut driver.0));
+    // Defence in depth: a reply the LDAP client cannot handle (a panic the vendored ldap3 still has) is this
+    // server's failure, in the stage it was in, not the end of the whole check.
+    let outcome = match std::panic::AssertUnwindSafe(checked).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let stage = progress.borrow().current.unwrap_or(Stage::Connect);
+            let why = crate::panic_text(&*panic);
+            Ok(Err(Failure {
+                stage,
+                timed_out: false,
+                message: format!("malformed reply: the LDAP client failed ({why})"),
+            }))
+        }
+    };
     drop(driver);
     let mut p = progress.into_inner();
     match outcome {
