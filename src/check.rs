@@ -136,7 +136,7 @@ pub fn check(
 ) -> (Report, Deadline) {
     // The maps' own `timeout`s are not known before they are read: they are read by `-t` or the default.
     let mut plan = Plan::read(&targets.maps, Deadline::for_maps(start, timeout, []).until());
-    let deadline = Deadline::for_maps(start, timeout, plan.timeouts());
+    let deadline = Deadline::for_maps(start, timeout, plan.longest(targets.canaries.len()));
     // `domain = type:table` entries are asked through postmap, within the deadline.
     let config_dir = targets.postfix_config.as_path();
     let mut table = |t: &str, k: &str| crate::postfix::postmap_table_lookup(Some(config_dir), t, k, &deadline);

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 /// maps are being discovered, before their own `timeout` is known).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest default deadline: however slow the maps allow Postfix to be, a check ends within this without
+/// `-t` (the systemd unit's TimeoutStartSec= is above it).
+pub const MAX_DEFAULT: Duration = Duration::from_secs(120);
+
 /// A point in time by which a run must be over, and when the run started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline {
@@ -16,12 +20,11 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// The deadline of a run that started at `start`: `-t` when `given`, else the largest `timeout` among the
-    /// maps (`timeouts`, in seconds, as Postfix reads them), else [`DEFAULT_TIMEOUT`].
-    pub fn for_maps(start: Instant, given: Option<Duration>, timeouts: impl IntoIterator<Item = u32>) -> Deadline {
-        let length = given.unwrap_or_else(|| {
-            timeouts.into_iter().max().map(|t| Duration::from_secs(u64::from(t))).unwrap_or(DEFAULT_TIMEOUT)
-        });
+    /// The deadline of a run that started at `start`: `-t` when `given`, else the longest a Postfix lookup could
+    /// take among the maps (`longest`, see [`crate::plan::longest`]; at most [`MAX_DEFAULT`]), else
+    /// [`DEFAULT_TIMEOUT`]. The per-operation timeouts of each map bound what happens within it.
+    pub fn for_maps(start: Instant, given: Option<Duration>, longest: impl IntoIterator<Item = Duration>) -> Deadline {
+        let length = given.unwrap_or_else(|| longest.into_iter().max().map_or(DEFAULT_TIMEOUT, |d| d.min(MAX_DEFAULT)));
         Deadline { start, until: start + length }
     }
 
@@ -61,14 +64,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_wins_then_the_largest_map_timeout_then_the_default() {
+    fn given_wins_then_the_longest_map_then_the_default() {
         let start = Instant::now();
+        let s = Duration::from_secs;
         let given = Some(Duration::from_millis(1500));
-        assert_eq!(Deadline::for_maps(start, given, [5, 30]).length(), Duration::from_millis(1500));
-        assert_eq!(Deadline::for_maps(start, None, [5, 30, 2]).length(), Duration::from_secs(30));
+        assert_eq!(Deadline::for_maps(start, given, [s(5), s(30)]).length(), Duration::from_millis(1500));
+        assert_eq!(Deadline::for_maps(start, None, [s(5), s(30), s(2)]).length(), s(30));
         assert_eq!(Deadline::for_maps(start, None, []).length(), DEFAULT_TIMEOUT);
+        assert_eq!(Deadline::for_maps(start, None, [s(600)]).length(), MAX_DEFAULT);
         // `timeout = 0`: Postfix times out at once (postmap: "Timed out"), and so does the check.
-        assert_eq!(Deadline::for_maps(start, None, [0]).length(), Duration::ZERO);
+        assert_eq!(Deadline::for_maps(start, None, [s(0)]).length(), Duration::ZERO);
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub fn query(map_file: &Path, key: &OsStr, timeout: Option<Duration>, postfix_co
     if let Some(why) = plan::not_checkable(&map) {
         return Answer::Error(format!("{}: {why}", map_file.display()));
     }
-    let deadline = Deadline::for_maps(start, timeout, [map.timeout]);
+    let deadline = Deadline::for_maps(start, timeout, [plan::longest(&map, 1)]);
     let spec = match Spec::new(&map, deadline.until()) {
         Ok(spec) => spec,
         Err(e) => return Answer::Error(format!("{}: {e}", map_file.display())),

@@ -124,6 +124,24 @@ async fn search(
         .sizelimit(i32::try_from(spec.size_limit).unwrap_or(i32::MAX))
         .timelimit(i32::try_from(spec.time_limit).unwrap_or(i32::MAX))
         .deref(deref);
+    // Postfix bounds each search by the map's timeout (ldap_result); then it abandons it and drops the connection.
+    let limit = std::time::Duration::from_secs(u64::from(spec.time_limit));
+    match tokio::time::timeout(limit, collect(ldap, spec, base, scope, filter, attrs, opts)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(lost(&format!("timed out after {} (the map's timeout)", crate::reason::secs(limit)))),
+    }
+}
+
+/// The search, streamed and bounded (see [`ENTRY_CEILING`], [`BYTE_BUDGET`]).
+async fn collect(
+    ldap: &mut Ldap,
+    spec: &Spec,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attrs: &[String],
+    opts: SearchOptions,
+) -> Result<SearchOutcome, LookupError> {
     let mut stream = ldap
         .with_search_options(opts)
         .streaming_search(base, ldap_scope(scope), &crate::map::filter::normalize(filter), attrs.to_vec())

@@ -24,8 +24,13 @@ pub struct Endpoint {
     pub bind: BindMode,
     pub bind_dn: String,
     pub bind_pw: Secret,
-    /// libldap's network timeout: the bound on each connect attempt (the map's `timeout`).
-    pub connect_timeout: Duration,
+    /// The map's `version`: 2 makes Postfix bind as LDAPv2 (a plain `ldap://` server without StartTLS only:
+    /// anything else forces 3 when the map is read).
+    pub version: u8,
+    /// The map's `timeout`, which Postfix applies to each operation: each connect attempt (libldap's network
+    /// timeout, per address), a simple bind, each search; with StartTLS one alarm covers the connects, the
+    /// StartTLS request and the handshake. (The SASL bind and an ldaps handshake have none.)
+    pub timeout: Duration,
 }
 
 impl Endpoint {
@@ -145,9 +150,12 @@ impl Plan {
         Plan { jobs: Vec::new(), maps }
     }
 
-    /// The `timeout` of each map that could be read.
-    pub fn timeouts(&self) -> impl Iterator<Item = u32> + '_ {
-        self.maps.iter().filter_map(|m| m.map.as_ref().ok()).map(|m| m.timeout)
+    /// For each map that could be read, the longest its check could take as Postfix bounds it ([`longest`]).
+    pub fn longest(&self, canaries: usize) -> impl Iterator<Item = Duration> + '_ {
+        self.maps
+            .iter()
+            .filter_map(|m| m.map.as_ref().ok())
+            .map(move |m| longest(m, m.health_check_keys.len() + canaries))
     }
 
     /// Plan the checks of every map read: its base, canaries (its own `health_check_key` values and the
@@ -202,11 +210,12 @@ impl Plan {
 
     /// The job for `endpoint` (shared when another map already uses the same one), with `search` added.
     fn job_for(&mut self, endpoint: Endpoint, search: Option<&Search>) -> usize {
-        let same = |e: &Endpoint| Endpoint { connect_timeout: endpoint.connect_timeout, ..e.clone() } == endpoint;
+        let same = |e: &Endpoint| Endpoint { timeout: endpoint.timeout, ..e.clone() } == endpoint;
         let index = match self.jobs.iter().position(|j| same(&j.endpoint)) {
             Some(i) => {
+                // Maps sharing a connection with different timeouts: the longest is used for it.
                 let job = &mut self.jobs[i];
-                job.endpoint.connect_timeout = job.endpoint.connect_timeout.max(endpoint.connect_timeout);
+                job.endpoint.timeout = job.endpoint.timeout.max(endpoint.timeout);
                 i
             }
             None => {
@@ -279,6 +288,16 @@ pub fn search_of(map: &Map) -> Option<(Search, Option<String>)> {
     })
 }
 
+/// The longest a lookup in `map` with `lookups` canary keys could take with every operation bounded as Postfix
+/// bounds it (its `timeout` T each): a connect per server (one address each), the bind, the presence or base
+/// search, each canary's search, and two more searches for the replica check of a map with several servers.
+/// (The SASL bind and an ldaps handshake have no timeout in Postfix: counted as T.)
+pub fn longest(map: &Map, lookups: usize) -> Duration {
+    let replica = if map.servers.len() > 1 { 2 } else { 0 };
+    let operations = map.servers.len() + 2 + lookups + replica;
+    Duration::from_secs(u64::from(map.timeout)).saturating_mul(u32::try_from(operations).unwrap_or(u32::MAX))
+}
+
 /// The connections Postfix would try for `map`, in `server_host` order.
 pub fn endpoints(map: &Map) -> Vec<Endpoint> {
     map.servers
@@ -290,7 +309,8 @@ pub fn endpoints(map: &Map) -> Vec<Endpoint> {
             bind: map.bind,
             bind_dn: map.bind_dn.clone(),
             bind_pw: map.bind_pw.clone(),
-            connect_timeout: Duration::from_secs(u64::from(map.timeout.max(1))),
+            version: map.version,
+            timeout: Duration::from_secs(u64::from(map.timeout)),
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::starttls::start_tls;
+use super::raw;
 use super::{fail, Failure, Progress, Stage};
 use crate::deadline::Deadline;
 use crate::map::{BindMode, Scheme, Server};
@@ -77,8 +77,26 @@ pub(super) async fn connect(
     until: Instant,
     driver: &mut Option<JoinHandle<()>>,
 ) -> Result<Ldap, Failure> {
-    let stream = open_stream(ep, progress, until).await?;
-    let mut ldap = handshake(ep, stream, progress, until, driver).await?;
+    // With StartTLS, Postfix's one alarm(timeout) covers the connects, the StartTLS request and the handshake.
+    let starttls = ep.start_tls && ep.server.scheme == Scheme::Ldap;
+    let tls_until = if starttls { op_until(ep, until) } else { until };
+    let alarm = (starttls && tls_until < until).then_some(tls_until);
+    let stream = match open_stream(ep, progress, until, alarm).await {
+        // The alarm went off while the connects were still waiting: Postfix does not move on to the next server.
+        Err(f) if alarm.is_some() && f.stage == Stage::Connect && f.timed_out => {
+            let t = secs(ep.timeout);
+            return Err(Failure {
+                stage: Stage::StartTls,
+                timed_out: true,
+                message: format!(
+                    "no connection within {t}: with start_tls, Postfix's one alarm (timeout = {t}) covers the \
+                     connects and StartTLS, and it does not move on to the next server"
+                ),
+            });
+        }
+        other => other?,
+    };
+    let mut ldap = handshake(ep, stream, progress, until, alarm, driver).await?;
     // Postfix sends StartTLS whatever the scheme: on ldaps:// (TLS is already on) slapd answers "Operations
     // error", on ldapi:// libldap fails (-11); every lookup fails.
     if ep.start_tls && ep.server.scheme != Scheme::Ldap {
@@ -97,13 +115,18 @@ pub(super) async fn connect(
             ),
         });
     }
-    bind(ep, &mut ldap, progress).await?;
+    bind(ep, &mut ldap, progress, until).await?;
     Ok(ldap)
 }
 
 /// The connected stream: a Unix socket, or each resolved address in turn (as libldap does) with the network
 /// timeout, then StartTLS on `ldap://` with `start_tls = yes`.
-async fn open_stream(ep: &Endpoint, progress: &RefCell<Progress>, until: Instant) -> Result<StdStream, Failure> {
+async fn open_stream(
+    ep: &Endpoint,
+    progress: &RefCell<Progress>,
+    until: Instant,
+    alarm: Option<Instant>,
+) -> Result<StdStream, Failure> {
     let server = &ep.server;
     if server.scheme == Scheme::Ldapi {
         let path =
@@ -116,12 +139,29 @@ async fn open_stream(ep: &Endpoint, progress: &RefCell<Progress>, until: Instant
     }
     let addrs = resolve(server, progress).await?;
     progress.borrow_mut().begin(Stage::Connect);
-    let mut stream = connect_any(&addrs, ep.connect_timeout, until).await?;
+    let mut stream = connect_any(&addrs, ep.timeout, alarm.unwrap_or(until)).await?;
     progress.borrow_mut().end();
     progress.borrow_mut().report.address = stream.peer_addr().ok().map(|a| a.to_string());
     if ep.start_tls && server.scheme == Scheme::Ldap {
         progress.borrow_mut().begin(Stage::StartTls);
-        start_tls(&mut stream).await.map_err(|m| fail(Stage::StartTls, m))?;
+        let started = match alarm {
+            Some(alarm) => tokio::time::timeout_at(alarm, raw::start_tls(&mut stream)).await.map_err(|_| Failure {
+                stage: Stage::StartTls,
+                timed_out: true,
+                message: format!("timed out after {} in STARTTLS (the map's timeout)", secs(ep.timeout)),
+            })?,
+            None => raw::start_tls(&mut stream).await,
+        };
+        started.map_err(|m| fail(Stage::StartTls, m))?;
+        progress.borrow_mut().end();
+    } else if ep.version == 2 && ep.bind == BindMode::Simple {
+        // ldap3 binds as v3 only: the v2 bind is made here, before ldap3 gets the stream.
+        progress.borrow_mut().begin(Stage::Bind);
+        let who = bind_who(ep);
+        let bound = raw::bind_v2(&mut stream, &ep.bind_dn, ep.bind_pw.expose());
+        within(ep, until, Stage::Bind, bound)
+            .await?
+            .map_err(|m| fail(Stage::Bind, format!("{who} (LDAPv2) failed: {m}")))?;
         progress.borrow_mut().end();
     }
     Ok(StdStream::Tcp(stream.into_std().map_err(|e| fail(Stage::Connect, io_reason(&e)))?))
@@ -133,6 +173,7 @@ async fn handshake(
     stream: StdStream,
     progress: &RefCell<Progress>,
     until: Instant,
+    alarm: Option<Instant>,
     driver: &mut Option<JoinHandle<()>>,
 ) -> Result<Ldap, Failure> {
     let server = &ep.server;
@@ -153,7 +194,18 @@ async fn handshake(
             super::tls::client_config(&ep.tls, note.clone(), until.into_std()).map_err(|m| fail(Stage::Tls, m))?;
         settings = settings.set_config(config);
     }
-    let connected = LdapConnAsync::with_settings(settings, &url).await;
+    // After StartTLS the handshake is under Postfix's alarm; an ldaps handshake has no timeout in libldap 2.5
+    // (only the deadline bounds it).
+    let connected = match alarm.filter(|a| *a < until) {
+        None => LdapConnAsync::with_settings(settings, &url).await,
+        Some(alarm) => match tokio::time::timeout_at(alarm, LdapConnAsync::with_settings(settings, &url)).await {
+            Ok(connected) => connected,
+            Err(_) => {
+                let message = format!("timed out after {} in TLS handshake (the map's timeout)", secs(ep.timeout));
+                return Err(Failure { stage: Stage::Tls, timed_out: true, message });
+            }
+        },
+    };
     if tls {
         if let Ok(seen) = note.lock() {
             let mut p = progress.borrow_mut();
@@ -172,18 +224,18 @@ async fn handshake(
 }
 
 /// Bind as Postfix would: none, simple (anonymous with an empty `bind_dn`), or SASL EXTERNAL.
-async fn bind(ep: &Endpoint, ldap: &mut Ldap, progress: &RefCell<Progress>) -> Result<(), Failure> {
-    if ep.bind == BindMode::None {
+async fn bind(ep: &Endpoint, ldap: &mut Ldap, progress: &RefCell<Progress>, until: Instant) -> Result<(), Failure> {
+    let v2_done = ep.version == 2 && ep.server.scheme == Scheme::Ldap && !ep.start_tls;
+    if ep.bind == BindMode::None || (ep.bind == BindMode::Simple && v2_done) {
         return Ok(());
     }
     progress.borrow_mut().begin(Stage::Bind);
-    let (who, res) = if ep.bind == BindMode::Sasl {
-        ("SASL EXTERNAL bind".to_string(), ldap.sasl_external_bind().await)
-    } else if ep.bind_dn.is_empty() {
-        ("anonymous bind".to_string(), ldap.simple_bind("", ep.bind_pw.expose()).await)
+    let who = bind_who(ep);
+    let res = if ep.bind == BindMode::Sasl {
+        // Postfix's SASL bind has no timeout (ldap_sasl_interactive_bind_s): only the deadline bounds it.
+        ldap.sasl_external_bind().await
     } else {
-        let who = format!("bind as {}", shown_bind_dn(&ep.bind_dn));
-        (who, ldap.simple_bind(&ep.bind_dn, ep.bind_pw.expose()).await)
+        within(ep, until, Stage::Bind, ldap.simple_bind(&ep.bind_dn, ep.bind_pw.expose())).await?
     };
     match res {
         Err(e) => return Err(fail(Stage::Bind, format!("{who} failed: {}", ldap_reason(&e)))),
@@ -192,6 +244,41 @@ async fn bind(ep: &Endpoint, ldap: &mut Ldap, progress: &RefCell<Progress>) -> R
     }
     progress.borrow_mut().end();
     Ok(())
+}
+
+/// How messages name the bind of `ep`: `bind as DN`, `anonymous bind`, `SASL EXTERNAL bind`.
+fn bind_who(ep: &Endpoint) -> String {
+    match ep.bind {
+        BindMode::Sasl => "SASL EXTERNAL bind".to_string(),
+        _ if ep.bind_dn.is_empty() => "anonymous bind".to_string(),
+        _ => format!("bind as {}", shown_bind_dn(&ep.bind_dn)),
+    }
+}
+
+/// When an operation of `ep` started now must be over: the map's `timeout` from now, within the deadline.
+pub(super) fn op_until(ep: &Endpoint, until: Instant) -> Instant {
+    (Instant::now() + ep.timeout).min(until)
+}
+
+/// `op` bounded as Postfix bounds it: by the map's `timeout` from now (and the deadline). Running out of the
+/// map's timeout is this stage's failure; running out of the deadline is left to the caller's deadline.
+pub(super) async fn within<T>(
+    ep: &Endpoint,
+    until: Instant,
+    stage: Stage,
+    op: impl std::future::Future<Output = T>,
+) -> Result<T, Failure> {
+    let bound = op_until(ep, until);
+    match tokio::time::timeout_at(bound, op).await {
+        Ok(v) => Ok(v),
+        Err(_) if bound < until => Err(Failure {
+            stage,
+            timed_out: true,
+            message: format!("timed out after {} in {stage} (the map's timeout)", secs(ep.timeout)),
+        }),
+        // The deadline itself: wait for the caller's timeout, which names the deadline.
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// A `bind_dn` as it may be shown (summary line, JSON, journal). An indented `bind_pw = ...` line is, as for

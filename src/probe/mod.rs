@@ -14,9 +14,9 @@
 
 pub mod certinfo;
 pub mod connect;
+mod raw;
 pub mod replica;
 pub mod search;
-mod starttls;
 pub mod tls;
 
 use std::cell::RefCell;
@@ -388,7 +388,12 @@ async fn connect_and_check(
             )),
             None => {
                 progress.borrow_mut().begin(Stage::Search);
-                let (result, gone) = search::run(&mut ldap, s).await;
+                let (result, gone) =
+                    match connect::within(&job.endpoint, until, Stage::Search, search::run(&mut ldap, s)).await {
+                        Ok(done) => done,
+                        // The map's timeout: Postfix abandons the search and drops the connection.
+                        Err(f) => (Err(f), true),
+                    };
                 let elapsed = progress.borrow_mut().end();
                 if gone {
                     lost = Some("an earlier search");
@@ -406,8 +411,9 @@ async fn connect_and_check(
     }
     if job.replica && lost.is_none() {
         let bases: Vec<&str> = job.searches.iter().map(|s| s.base.as_str()).collect();
-        let csns = replica::read(&mut ldap, &bases).await;
-        progress.borrow_mut().report.context_csn = csns;
+        if let Ok(csns) = connect::within(&job.endpoint, until, Stage::Search, replica::read(&mut ldap, &bases)).await {
+            progress.borrow_mut().report.context_csn = csns;
+        }
     }
     for l in &job.lookups {
         let (result, elapsed) = match lost {

@@ -1018,3 +1018,118 @@ impl FakeSyslog {
         out
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A slow directory: a proxy in front of a real slapd that holds chosen responses
+
+/// How long [`SlowProxy`] holds the first response to each kind of request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Delays {
+    /// The BindResponse.
+    pub bind: Duration,
+    /// The first response of each search (an entry or the done).
+    pub search: Duration,
+    /// The ExtendedResponse (StartTLS: after it the stream is TLS and passes through untouched).
+    pub extended: Duration,
+}
+
+/// A TCP proxy to a real slapd that delays the server's responses as [`Delays`] says: a directory slow in one
+/// operation, for comparing what Postfix and the check make of each operation's timeout.
+pub struct SlowProxy {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl SlowProxy {
+    pub fn start(upstream: SocketAddr, delays: Delays) -> SlowProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        if let Ok(server) = TcpStream::connect(upstream) {
+                            relay(client, server, delays);
+                        }
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        SlowProxy { addr, stop }
+    }
+
+    pub fn ldap_url(&self) -> String {
+        format!("ldap://{}", self.addr)
+    }
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Client to server as it comes; server to client one LDAPMessage at a time, the first of each message ID held
+/// as `delays` says, until a StartTLS response (then everything as it comes).
+fn relay(client: TcpStream, server: TcpStream, delays: Delays) {
+    let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut c_read, &mut s_write);
+        let _ = s_write.shutdown(Shutdown::Write);
+    });
+    let (mut s_read, mut c_write) = (server, client);
+    thread::spawn(move || {
+        let mut seen_ids: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let Some(message) = read_ldap_message(&mut s_read) else { break };
+            // SEQUENCE { messageID INTEGER, protocolOp ... }: skip the outer header to the ID, then the op's tag.
+            let body_start = if message[1] & 0x80 == 0 { 2 } else { 2 + usize::from(message[1] & 0x7f) };
+            let id_len = usize::from(message[body_start + 1]);
+            let id = message[body_start + 2..body_start + 2 + id_len].to_vec();
+            let op = message[body_start + 2 + id_len];
+            if !seen_ids.contains(&id) {
+                seen_ids.push(id);
+                let hold = match op {
+                    0x61 => delays.bind,
+                    0x64 | 0x65 | 0x73 => delays.search,
+                    0x78 => delays.extended,
+                    _ => Duration::ZERO,
+                };
+                thread::sleep(hold);
+            }
+            if c_write.write_all(&message).is_err() {
+                break;
+            }
+            if op == 0x78 {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+                break;
+            }
+        }
+        let _ = c_write.shutdown(Shutdown::Write);
+    });
+}
+
+/// One BER LDAPMessage (tag and definite length), whole.
+fn read_ldap_message(r: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = [0u8; 2];
+    r.read_exact(&mut head).ok()?;
+    let mut message = head.to_vec();
+    let len = if head[1] & 0x80 == 0 {
+        usize::from(head[1])
+    } else {
+        let n = usize::from(head[1] & 0x7f);
+        let mut bytes = vec![0u8; n];
+        r.read_exact(&mut bytes).ok()?;
+        message.extend_from_slice(&bytes);
+        bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+    };
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).ok()?;
+    message.extend(body);
+    Some(message)
+}

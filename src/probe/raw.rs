@@ -1,7 +1,9 @@
-//! The StartTLS extended operation by hand, so STARTTLS and the TLS handshake are separate stages.
+//! LDAP exchanges made by hand on the stream before ldap3 gets it: the StartTLS extended operation (so that
+//! STARTTLS and the TLS handshake are separate stages; ldap3 then does the handshake), and an LDAPv2 simple bind
+//! (ldap3 speaks only v3; Postfix with `version = 2` binds as v2, which slapd 2.5 refuses by default).
 //!
-//! A small BER codec: the fixed StartTLS request (RFC 4511 4.14), one LDAPMessage read from the stream and
-//! nothing more, and the result code and text of the ExtendedResponse. ldap3 then does the TLS handshake.
+//! A small BER codec: the requests (RFC 4511 4.14, 4.2), one LDAPMessage read from the stream and nothing more,
+//! and the result code and text of the response.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,12 +18,45 @@ const STARTTLS_REQUEST: &[u8] = b"\x30\x1d\x02\x01\x01\x77\x18\x80\x161.3.6.1.4.
 pub(crate) async fn start_tls(stream: &mut TcpStream) -> Result<(), String> {
     stream.write_all(STARTTLS_REQUEST).await.map_err(|e| io_reason(&e))?;
     let message = read_ber_message(stream).await?;
-    let (rc, text) = parse_extended_response(&message).ok_or("the server sent a malformed response to StartTLS")?;
+    let (rc, text) = parse_response(&message, 0x78).ok_or("the server sent a malformed response to StartTLS")?;
     if rc == 0 {
         Ok(())
     } else {
         Err(format!("StartTLS refused: {}", result_reason(rc, &text)))
     }
+}
+
+/// An LDAPv2 simple bind as `dn` with `password` (message ID 1): `Ok` on success, else the result in words.
+pub(crate) async fn bind_v2(stream: &mut TcpStream, dn: &str, password: &str) -> Result<(), String> {
+    stream.write_all(&bind_v2_request(dn, password)).await.map_err(|e| io_reason(&e))?;
+    let message = read_ber_message(stream).await?;
+    let (rc, text) = parse_response(&message, 0x61).ok_or("the server sent a malformed response to the bind")?;
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(result_reason(rc, &text))
+    }
+}
+
+/// `LDAPMessage { messageID 1, BindRequest { version 2, name, simple password } }` (RFC 1777 / 4511 4.2).
+fn bind_v2_request(dn: &str, password: &str) -> Vec<u8> {
+    let op = [tlv(0x02, &[2]), tlv(0x04, dn.as_bytes()), tlv(0x80, password.as_bytes())].concat();
+    tlv(0x30, &[tlv(0x02, &[1]), tlv(0x60, &op)].concat())
+}
+
+/// One BER TLV with a definite length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match content.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n => {
+            let bytes: Vec<u8> = (n as u32).to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 /// Read one BER-encoded LDAPMessage (SEQUENCE) from the stream, and nothing more.
@@ -77,14 +112,15 @@ fn ber_tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, &rest[..len], &rest[len..]))
 }
 
-/// The result code and diagnostic text of an ExtendedResponse (or a Notice of Disconnection).
-fn parse_extended_response(body: &[u8]) -> Option<(u32, String)> {
+/// The result code and diagnostic text of a response whose protocolOp has tag `op_tag`: 0x78 an
+/// ExtendedResponse (or a Notice of Disconnection), 0x61 a BindResponse.
+fn parse_response(body: &[u8], op_tag: u8) -> Option<(u32, String)> {
     let (tag, _id, rest) = ber_tlv(body)?;
     if tag != 0x02 {
         return None;
     }
     let (tag, op, _) = ber_tlv(rest)?;
-    if tag != 0x78 {
+    if tag != op_tag {
         return None;
     }
     let (tag, rc, rest) = ber_tlv(op)?;
@@ -116,17 +152,30 @@ mod tests {
     }
 
     #[test]
+    fn v2_bind_request_is_well_formed() {
+        let request = bind_v2_request("cn=x", "pw");
+        assert_eq!(request, b"\x30\x12\x02\x01\x01\x60\x0d\x02\x01\x02\x04\x04cn=x\x80\x02pw");
+        let long = bind_v2_request(&"d".repeat(200), "p");
+        let (tag, body, rest) = ber_tlv(&long).unwrap();
+        assert_eq!((tag, body.len(), rest.len()), (0x30, 215, 0), "id 3 + op 1+2+209 (version 3, dn 1+2+200, pw 3)");
+        // A refusal, as slapd 2.5 answers a v2 bind: protocolError with its text.
+        let refusal = [0x02, 0x01, 0x01, 0x61, 0x08, 0x0a, 0x01, 0x02, 0x04, 0x00, 0x04, 0x01, b'v'];
+        assert_eq!(parse_response(&refusal, 0x61), Some((2, "v".to_string())));
+        assert_eq!(parse_response(&refusal, 0x78), None);
+    }
+
+    #[test]
     fn extended_response_result_code_and_text() {
         // success
         assert_eq!(
-            parse_extended_response(&[0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]),
+            parse_response(&[0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00], 0x78),
             Some((0, String::new()))
         );
         // protocolError with a text
         let body = [0x02, 0x01, 0x01, 0x78, 0x09, 0x0a, 0x01, 0x02, 0x04, 0x00, 0x04, 0x02, b'n', b'o'];
-        assert_eq!(parse_extended_response(&body), Some((2, "no".to_string())));
+        assert_eq!(parse_response(&body, 0x78), Some((2, "no".to_string())));
         // garbage
-        assert_eq!(parse_extended_response(&[0x04, 0x00]), None);
-        assert_eq!(parse_extended_response(&[0x02, 0x05, 0x01]), None);
+        assert_eq!(parse_response(&[0x04, 0x00], 0x78), None);
+        assert_eq!(parse_response(&[0x02, 0x05, 0x01], 0x78), None);
     }
 }
