@@ -281,7 +281,10 @@ fn an_indented_bind_pw_is_reported_and_never_resolved() {
         assert!(t.code == 1 || t.code == 2, "{param} under strace: {t:?}");
         let calls = fs::read_to_string(&log).unwrap();
         let ldap_port = format!("htons({})", s.ldap_url().rsplit(':').next().unwrap());
-        assert!(calls.contains(&ldap_port), "{param}: strace saw no connection to the server:\n{calls}");
+        // (Folded into query_filter, the filter is no LDAP filter: the check knows without asking the server.)
+        if param != "query_filter" {
+            assert!(calls.contains(&ldap_port), "{param}: strace saw no connection to the server:\n{calls}");
+        }
         // (pid, fd) -> the port it is connected to.
         let mut peers = std::collections::HashMap::new();
         for line in calls.lines() {

@@ -387,26 +387,13 @@ async fn connect_and_check(
                 format!("search of {} not made: the connection was lost during {during}", s.base),
             )),
             None => {
-                progress.borrow_mut().begin(Stage::Search);
-                let (result, gone) =
-                    match connect::within(&job.endpoint, until, Stage::Search, search::run(&mut ldap, s)).await {
-                        Ok(done) => done,
-                        // The map's timeout: Postfix abandons the search and drops the connection.
-                        Err(f) => (Err(f), true),
-                    };
-                let elapsed = progress.borrow_mut().end();
+                let (result, gone) = one_search(job, &mut ldap, s, progress, until).await;
                 if gone {
                     lost = Some("an earlier search");
                 }
-                result.map(|found| (elapsed, found))
+                result
             }
         };
-        if let Ok((_, Found::Base { readable: false })) = &result {
-            // The base exists (rc 0) but its entry is not readable by this identity (an ACL with `search` but not
-            // `read` on it): Postfix's subtree searches below it still work.
-            let note = format!("base {} answered with no entry: readable? canaries tell", s.base);
-            progress.borrow_mut().report.notes.push(note);
-        }
         progress.borrow_mut().report.searches.push(SearchReport { search: s.clone(), result });
     }
     if job.replica && lost.is_none() {
@@ -436,6 +423,30 @@ async fn connect_and_check(
     }
     let _ = ldap.unbind().await;
     Ok(())
+}
+
+/// One search of the job, under the map's timeout: its time and what it found, and whether the connection is
+/// lost (Postfix abandons a search that times out and drops the connection).
+async fn one_search(
+    job: &Job,
+    ldap: &mut ldap3::Ldap,
+    s: &Search,
+    progress: &RefCell<Progress>,
+    until: Instant,
+) -> (Result<(Duration, Found), Failure>, bool) {
+    progress.borrow_mut().begin(Stage::Search);
+    let (result, gone) = match connect::within(&job.endpoint, until, Stage::Search, search::run(ldap, s)).await {
+        Ok(done) => done,
+        Err(f) => (Err(f), true),
+    };
+    let elapsed = progress.borrow_mut().end();
+    if let Ok(Found::Base { readable: false }) = &result {
+        // The base exists (rc 0) but its entry is not readable by this identity (an ACL with `search` but not
+        // `read` on it): Postfix's subtree searches below it still work.
+        let note = format!("base {} answered with no entry: readable? canaries tell", s.base);
+        progress.borrow_mut().report.notes.push(note);
+    }
+    (result.map(|found| (elapsed, found)), gone)
 }
 
 #[cfg(test)]

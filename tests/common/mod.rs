@@ -1085,8 +1085,7 @@ fn relay(client: TcpStream, server: TcpStream, delays: Delays) {
     let (mut s_read, mut c_write) = (server, client);
     thread::spawn(move || {
         let mut seen_ids: Vec<Vec<u8>> = Vec::new();
-        loop {
-            let Some(message) = read_ldap_message(&mut s_read) else { break };
+        while let Some(message) = read_ldap_message(&mut s_read) {
             // SEQUENCE { messageID INTEGER, protocolOp ... }: skip the outer header to the ID, then the op's tag.
             let body_start = if message[1] & 0x80 == 0 { 2 } else { 2 + usize::from(message[1] & 0x7f) };
             let id_len = usize::from(message[body_start + 1]);
