@@ -162,6 +162,8 @@ pub struct MapVerdict {
     pub canaries: Vec<CanaryVerdict>,
     /// The Postfix parameters that use this map (when the maps were discovered from main.cf).
     pub used_by: Vec<String>,
+    /// The master.cf services whose daemons open the map, and how (discovery).
+    pub services: Vec<crate::map::ServiceUse>,
 }
 
 /// What became of one canary key on the map's deciding server.
@@ -255,6 +257,7 @@ impl Report {
 /// A map that could not be read or parsed: UNKNOWN.
 pub fn config_failure(error: &ConfigError) -> MapVerdict {
     MapVerdict {
+        services: Vec::new(),
         canaries: Vec::new(),
         used_by: Vec::new(),
         name: crate::map::file_name(&error.path),
@@ -310,6 +313,9 @@ fn decide_one(plan: &Plan, index: usize, mp: &MapPlan, reports: &[ConnReport], f
             decide_canaries(&mut verdict, index, &mp.canaries, decider);
         }
     }
+    for why in &mp.chroot {
+        add_reason(&mut verdict, State::Critical, why);
+    }
     certificates(&mut verdict, map, foresight);
     let reports: Vec<&ConnReport> = mp.jobs.iter().map(|&j| &reports[j]).collect();
     replicas(&mut verdict, &reports, foresight.replica_lag);
@@ -344,7 +350,17 @@ fn new_verdict(mp: &MapPlan, map: &Map) -> MapVerdict {
         warnings,
         canaries: Vec::new(),
         used_by: mp.used_by.clone(),
+        services: mp.services.clone(),
     }
+}
+
+/// Make the map at least `state`, with `why` after its other reasons.
+fn add_reason(verdict: &mut MapVerdict, state: State, why: &str) {
+    verdict.state = verdict.state.worst(state);
+    verdict.reason = Some(match verdict.reason.take() {
+        Some(r) => format!("{r}; {why}"),
+        None => why.to_string(),
+    });
 }
 
 /// The certificate of every TLS server of the map, standbys included (they are where Postfix goes when the first
@@ -722,6 +738,7 @@ mod tests {
             warnings: vec![],
             canaries: vec![],
             used_by: vec![],
+            services: Vec::new(),
         };
         let named: Vec<(String, ConnReport)> =
             servers.into_iter().enumerate().map(|(i, r)| (format!("ldap://s{i}:389"), r)).collect();

@@ -117,3 +117,47 @@ fn version_2_and_timeout_0_fail_as_in_postfix() {
     let m = d.write("t0.cf", &map_body(&s.ldap_url(), s, "timeout = 0\n"));
     agree(&verdicts(&m, &[]), false, 2, "timed out");
 }
+
+/// Debian's master.cf runs smtpd chrooted in queue_directory: a map it opens itself reads its CA file in there.
+#[test]
+fn a_chrooted_smtpd_needs_the_map_s_files_in_its_chroot() {
+    let s = Slapd::shared();
+    let conf = TempDir::new();
+    let dir = conf.path().display().to_string();
+    let spool = conf.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::copy("/usr/share/postfix/master.cf.dist", conf.join("master.cf")).expect("Debian's master.cf");
+    let ca = s.get("CA_FILE").to_string();
+    let map = format!("tls_ca_cert_file = {ca}\ntls_require_cert = yes\n");
+    conf.write("users.cf", &map_body(&s.ldaps_url(), s, &map));
+    let main_cf = |maps: &str| {
+        format!(
+            "compatibility_level = 3.6\nmeta_directory = /etc/postfix\nshlib_directory = /usr/lib/postfix\n\
+             queue_directory = {}\nvirtual_mailbox_domains = example.com\nvirtual_mailbox_maps = {maps}\n",
+            spool.display()
+        )
+    };
+    age_file(&conf.write("main.cf", &main_cf(&format!("ldap:{dir}/users.cf"))));
+    let r = run(&["--once", "-v", "--postfix-config", &dir], &[]);
+    r.assert_code(2);
+    let first = r.stdout.lines().next().unwrap_or("");
+    assert!(
+        first.contains("smtpd (smtp/inet), chrooted in")
+            && first.contains(&format!("cannot open tls_ca_cert_file {ca} there")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("opened by: smtpd (smtp/inet, directly, chrooted)"), "{}", r.stdout);
+    // The CA file copied into the chroot: OK.
+    let inside = spool.join(ca.trim_start_matches('/'));
+    std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
+    std::fs::copy(&ca, &inside).unwrap();
+    run(&["--once", "--postfix-config", &dir], &[]).assert_code(0);
+    std::fs::remove_file(&inside).unwrap();
+    run(&["--once", "--postfix-config", &dir], &[]).assert_code(2);
+    // Read through proxymap, which is not chrooted: OK.
+    age_file(&conf.write("main.cf", &main_cf(&format!("proxy:ldap:{dir}/users.cf"))));
+    let r = run(&["--once", "-v", "--postfix-config", &dir], &[]);
+    r.assert_code(0);
+    assert!(r.stdout.contains("through proxymap"), "{}", r.stdout);
+}

@@ -3,6 +3,9 @@
 
 use super::Scope;
 
+/// Where OpenLDAP's client looks for the local socket when an `ldapi://` URL names none (Debian's libldap).
+pub const DEFAULT_LDAPI_SOCKET: &str = "/var/run/slapd/ldapi";
+
 /// The URL schemes of OpenLDAP 2.5's libldap (`cldap` is not built on Debian). `pldap`/`pldaps` name
 /// PROXY-protocol listeners; a client connects to them like `ldap`/`ldaps`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -188,6 +188,20 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// One way a Postfix service uses a map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceUse {
+    /// The master.cf service (`smtp/inet`).
+    pub service: String,
+    /// The daemon it runs (`smtpd`).
+    pub daemon: String,
+    pub chroot: bool,
+    /// Through `proxy:` (opened by proxymap, outside any chroot).
+    pub proxy: bool,
+    /// The parameter that names the map for it.
+    pub param: String,
+}
+
 /// Where a map comes from: a file, or the `NAME_*` parameters of a legacy main.cf map.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
@@ -198,17 +212,21 @@ pub struct Source {
     /// The Postfix parameters that use the map (`virtual_mailbox_maps`,
     /// `submission/inet/smtpd_sender_login_maps`), when it was discovered.
     pub used_by: Vec<String>,
+    /// The master.cf services whose daemons open the map, when it was discovered.
+    pub services: Vec<ServiceUse>,
+    /// `queue_directory`: where the chrooted ones among them find the map's files.
+    pub chroot_dir: Option<PathBuf>,
 }
 
 impl Source {
     /// A map file given on the command line.
     pub fn file(path: PathBuf) -> Source {
-        Source { path, text: None, used_by: Vec::new() }
+        Source { path, text: None, used_by: Vec::new(), services: Vec::new(), chroot_dir: None }
     }
 
     /// A map whose text is given (a legacy main.cf map): `path` names it in messages.
     pub fn text(path: PathBuf, text: Vec<u8>) -> Source {
-        Source { path, text: Some(text), used_by: Vec::new() }
+        Source { path, text: Some(text), used_by: Vec::new(), services: Vec::new(), chroot_dir: None }
     }
 
     /// Read (by `until`) and parse the map.

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod chroot;
 mod presence;
 
 pub use presence::{Presence, Search};
@@ -116,6 +117,10 @@ pub struct MapPlan {
     pub presence_skipped: Option<String>,
     /// The canaries of the map: its `health_check_key` values, then the `--canary` keys, each once.
     pub canaries: Vec<Canary>,
+    /// The Postfix services that use the map (discovery), and how.
+    pub services: Vec<crate::map::ServiceUse>,
+    /// What the chrooted daemons that open the map directly cannot find inside their chroot (CRITICAL).
+    pub chroot: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -136,8 +141,15 @@ impl Plan {
     pub fn read(sources: &[Source], until: Instant) -> Plan {
         let maps = sources
             .iter()
-            .map(|source| MapPlan {
-                map: source.load(until),
+            .map(|source| {
+                let map = source.load(until);
+                let chroot = map.as_ref().map(|m| chroot::findings(m, source, until)).unwrap_or_default();
+                (source, map, chroot)
+            })
+            .map(|(source, map, chroot)| MapPlan {
+                map,
+                services: source.services.clone(),
+                chroot,
                 used_by: source.used_by.clone(),
                 problem: None,
                 jobs: Vec::new(),

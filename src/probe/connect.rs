@@ -15,12 +15,10 @@ use tokio::time::Instant;
 use super::raw;
 use super::{fail, Failure, Progress, Stage};
 use crate::deadline::Deadline;
+use crate::map::ldap_url::DEFAULT_LDAPI_SOCKET;
 use crate::map::{BindMode, Scheme, Server};
 use crate::plan::Endpoint;
 use crate::reason::{io_reason, ldap_reason, resolve_reason, result_reason, secs};
-
-/// Where OpenLDAP's client looks for the local socket when an `ldapi://` URL names none (Debian's libldap).
-pub const DEFAULT_LDAPI_SOCKET: &str = "/var/run/slapd/ldapi";
 
 /// The largest LDAP message a server may send (the vendored ldap3 refuses a larger one as soon as its length
 /// field arrives, before buffering it): one entry with its values (a group of some 100,000 members). Issue 10.

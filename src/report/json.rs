@@ -88,6 +88,18 @@ fn map(m: &MapVerdict) -> String {
     o.raw("warnings", &array(m.warnings.iter().map(|w| string(w))));
     o.raw("canaries", &array(m.canaries.iter().map(canary)));
     o.raw("used_by", &array(m.used_by.iter().map(|u| string(u))));
+    o.raw("services", &array(m.services.iter().map(service_use)));
+    o.finish()
+}
+
+/// A master.cf service that opens the map: directly (in its chroot, if chrooted) or through proxymap.
+fn service_use(u: &crate::map::ServiceUse) -> String {
+    let mut o = Object::new();
+    o.string("service", &u.service);
+    o.string("daemon", &u.daemon);
+    o.string("param", &u.param);
+    o.boolean("chroot", u.chroot);
+    o.boolean("proxy", u.proxy);
     o.finish()
 }
 
@@ -343,6 +355,7 @@ mod tests {
                     elapsed: Some(Duration::from_micros(1000)),
                 }],
                 used_by: vec!["virtual_alias_maps".into()],
+                services: Vec::new(),
             }],
             servers: 1,
             elapsed: Duration::from_micros(4000),

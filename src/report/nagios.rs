@@ -90,6 +90,21 @@ fn long_map(out: &mut String, map: &MapVerdict, verbose: u8) {
     if !map.used_by.is_empty() {
         let _ = writeln!(out, "  used by: {}", map.used_by.join(", "));
     }
+    if !map.services.is_empty() {
+        let services: Vec<String> = map
+            .services
+            .iter()
+            .map(|u| {
+                let how = match (u.chroot, u.proxy) {
+                    (_, true) => "through proxymap",
+                    (true, false) => "directly, chrooted",
+                    (false, false) => "directly",
+                };
+                format!("{} ({}, {how})", u.daemon, u.service)
+            })
+            .collect();
+        let _ = writeln!(out, "  opened by: {}", services.join(", "));
+    }
     match &map.presence {
         Ok(p) => {
             let base = map.base.as_deref().unwrap_or("");
@@ -240,6 +255,7 @@ mod tests {
             warnings: vec![],
             canaries: vec![],
             used_by: vec![],
+            services: Vec::new(),
         }
     }
 

@@ -387,6 +387,7 @@ mod tests {
             warnings: vec![],
             canaries: vec![],
             used_by: vec![],
+            services: Vec::new(),
         };
         let text = render_parts(State::Warning, Duration::ZERO, &[map], UNIX_EPOCH, None);
         let labels = r#"map="/etc/postfix/m\"1.cf",server="ldap://a:389""#;

@@ -19,6 +19,8 @@ use crate::deadline::Deadline;
 use crate::map::Source;
 use crate::postfix::{find_postfix_tool, run_bounded};
 
+pub mod services;
+
 /// Parameters that name maps without using them for lookups.
 const NOT_USES: &[&str] = &["proxy_read_maps", "proxy_write_maps"];
 
@@ -31,21 +33,26 @@ pub fn discover(dir: &Path, deadline: &Deadline) -> anyhow::Result<Vec<Source>> 
             dir.display()
         )
     })?;
-    // Three postconf runs at once: each waits about 2 s when main.cf was just written (Postfix's "hot" file rule).
-    let (main, master, set) = std::thread::scope(|scope| {
+    // Four postconf runs at once: each waits about 2 s when main.cf was just written (Postfix's "hot" file rule).
+    let (main, master, set, fields) = std::thread::scope(|scope| {
         let run = |args: &'static [&'static str]| scope.spawn(|| postconf_lines(&postconf, dir, args, deadline));
         let main = run(&["-x"]);
-        // master.cf is optional for this purpose (postconf -P fails without it).
-        let master = dir.join("master.cf").exists().then(|| run(&["-P", "-x"]));
+        // master.cf is optional for this purpose (postconf -P and -F fail without it).
+        let has_master = dir.join("master.cf").exists();
+        let master = has_master.then(|| run(&["-P", "-x"]));
+        let fields = has_master.then(|| run(&["-F"]));
         let set = run(&["-n", "-x"]);
         let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<Vec<(String, String)>>>| {
             h.join().unwrap_or_else(|_| Err(anyhow!("postconf reader failed")))
         };
-        (join(main), master.map(join).unwrap_or(Ok(Vec::new())), join(set))
+        let optional = |h: Option<std::thread::ScopedJoinHandle<'_, _>>| h.map(join).unwrap_or(Ok(Vec::new()));
+        (join(main), optional(master), join(set), optional(fields))
     });
-    let (main, master, set) = (main?, master?, set?);
-    let queue_dir = main.iter().find(|(n, _)| n == "queue_directory").map(|(_, v)| PathBuf::from(v));
-    let mut maps = maps_in(main.iter().chain(&master), &set, queue_dir.as_deref());
+    let (main, master, set, fields) = (main?, master?, set?, fields?);
+    let value = |name: &str| main.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let queue_dir = value("queue_directory").map(PathBuf::from);
+    let services = services::services(&fields, &value("compatibility_level").unwrap_or_default());
+    let mut maps = maps_in(main.iter().chain(&master), &set, queue_dir.as_deref(), &services);
     // postconf does not print parameters it does not know, such as NAME_health_check_key: read main.cf.
     let main_cf = crate::file::read(&dir.join("main.cf"), deadline.until()).unwrap_or_default();
     let main_cf = String::from_utf8_lossy(&main_cf);
@@ -98,6 +105,7 @@ pub fn maps_in<'a>(
     params: impl Iterator<Item = &'a (String, String)>,
     set: &[(String, String)],
     queue_dir: Option<&Path>,
+    services: &[services::Service],
 ) -> Vec<Source> {
     let mut maps: Vec<Source> = Vec::new();
     let mut index: HashMap<PathBuf, usize> = HashMap::new();
@@ -105,7 +113,7 @@ pub fn maps_in<'a>(
         if NOT_USES.contains(&name.as_str()) {
             continue;
         }
-        for map in ldap_maps(value) {
+        for (map, proxy) in ldap_maps(value) {
             let source = if map.starts_with('/') {
                 Source::file(PathBuf::from(map))
             } else if map.starts_with('.') {
@@ -121,22 +129,31 @@ pub fn maps_in<'a>(
             if !maps[i].used_by.contains(name) {
                 maps[i].used_by.push(name.clone());
             }
+            for u in services::users(name, proxy, services) {
+                if !maps[i].services.contains(&u) {
+                    maps[i].services.push(u);
+                }
+            }
+            maps[i].chroot_dir = queue_dir.map(Path::to_path_buf);
         }
     }
     maps
 }
 
-/// The names of the `ldap:` maps in one parameter value (`proxy:` stripped).
-pub fn ldap_maps(value: &str) -> Vec<&str> {
+/// The names of the `ldap:` maps in one parameter value (`proxy:` stripped), each with whether it was read
+/// through `proxy:`.
+pub fn ldap_maps(value: &str) -> Vec<(&str, bool)> {
     value
         .split([' ', '\t', ',', '{', '}'])
         .filter_map(|token| {
             let mut t = token;
+            let mut proxy = false;
             while let Some(rest) = t.strip_prefix("proxy:") {
                 t = rest;
+                proxy = true;
             }
             // `ldap://host` is a server URL (as in NAME_server_host), not a map.
-            t.strip_prefix("ldap:").filter(|m| !m.is_empty() && !m.starts_with("//"))
+            t.strip_prefix("ldap:").filter(|m| !m.is_empty() && !m.starts_with("//")).map(|m| (m, proxy))
         })
         .collect()
 }
@@ -192,13 +209,13 @@ mod tests {
 
     #[test]
     fn finds_ldap_maps_in_values() {
-        assert_eq!(ldap_maps("ldap:/etc/postfix/a.cf, hash:/etc/postfix/x"), ["/etc/postfix/a.cf"]);
-        assert_eq!(ldap_maps("proxy:ldap:/etc/postfix/b.cf"), ["/etc/postfix/b.cf"]);
+        assert_eq!(ldap_maps("ldap:/etc/postfix/a.cf, hash:/etc/postfix/x"), [("/etc/postfix/a.cf", false)]);
+        assert_eq!(ldap_maps("proxy:ldap:/etc/postfix/b.cf"), [("/etc/postfix/b.cf", true)]);
         assert_eq!(
             ldap_maps("unionmap:{ldap:/a.cf, proxy:ldap:/b.cf} pipemap:{ldap:/c.cf,hash:/d}"),
-            ["/a.cf", "/b.cf", "/c.cf"]
+            [("/a.cf", false), ("/b.cf", true), ("/c.cf", false)]
         );
-        assert_eq!(ldap_maps("permit_mynetworks, check_recipient_access ldap:legacy"), ["legacy"]);
+        assert_eq!(ldap_maps("permit_mynetworks, check_recipient_access ldap:legacy"), [("legacy", false)]);
         assert!(ldap_maps("ldap://127.0.0.1:389 ldapi://%2F ldap:").is_empty());
         assert!(ldap_maps("ldaps:/x.cf mysql:/y.cf").is_empty());
     }
@@ -215,7 +232,7 @@ mod tests {
             p("x_maps", "ldap:./rel.cf"),
         ];
         let set = [p("legacy_server_host", "ldap://h"), p("legacy_search_base", "dc=x"), p("other", "1")];
-        let maps = maps_in(params.iter(), &set, Some(Path::new("/q")));
+        let maps = maps_in(params.iter(), &set, Some(Path::new("/q")), &[]);
         let names: Vec<_> = maps.iter().map(|m| m.path.display().to_string()).collect();
         assert_eq!(names, ["ldap:legacy", "/e/s.cf", "/e/u.cf", "/e/a.cf", "/q/./rel.cf"]);
         assert_eq!(
