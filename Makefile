@@ -89,9 +89,10 @@ clean:
 # `make uninstall` (same variables) removes exactly those files; on a live system it first undoes
 # `systemctl enable --now ldap-health-check.timer` and resets the two latches (neither touches Postfix).
 INSTALL_BIN ?= $(BIN)
-UNIT_TEMPLATES := ldap-health-check.service
+UNIT_TEMPLATES := ldap-health-check.service ldap-health-check-policy@.service
 UNIT_FILES := ldap-health-check.timer ldap-health-check.path \
-              ldap-health-check-stop-postfix.service ldap-health-check-start-postfix.service
+              ldap-health-check-stop-postfix.service ldap-health-check-start-postfix.service \
+              ldap-health-check-policy.socket
 EXAMPLE_ENV := examples/ldap-health-check.default
 LIVE_SYSTEMD = [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]
 
@@ -112,7 +113,8 @@ install-bin: $(if $(NOBUILD),,$(BIN))
 install-units:
 	$(INSTALL) -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	for u in $(UNIT_TEMPLATES); do \
-	  sed -e 's|@BINDIR@|$(BINDIR)|g' units/$$u.in > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e '/^@HARDENING@$$/{r units/hardening.inc' -e 'd;}' units/$$u.in | \
+	    sed -e '/^##/d' > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
 	  chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
 	  mv -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
 	done
@@ -134,7 +136,11 @@ uninstall-units:
 	    echo '        systemctl start postfix when ready' >&2; \
 	    echo '************************************************************************************' >&2; \
 	  fi; \
-	  systemctl disable --now ldap-health-check.timer ldap-health-check.path || :; \
+	  if systemctl is-active --quiet ldap-health-check-policy.socket; then \
+	    echo 'NOTICE: ldap-health-check-policy.socket stopped: remove check_policy_service { unix:private/' >&2; \
+	    echo '        ldap-health-check, ... } from main.cf (without default_action=DUNNO smtpd answers 451)' >&2; \
+	  fi; \
+	  systemctl disable --now ldap-health-check.timer ldap-health-check.path ldap-health-check-policy.socket || :; \
 	  systemctl disable ldap-health-check.service || :; \
 	  systemctl stop ldap-health-check-stop-postfix.service ldap-health-check-start-postfix.service || :; \
 	fi

@@ -37,12 +37,13 @@ use std::time::{Duration, Instant};
 
 use common::{fixture_script, repo_root, run_command, tmp_root, Run};
 
-const UNITS: [&str; 5] = [
+const UNITS: [&str; 6] = [
     "ldap-health-check.service",
     "ldap-health-check.timer",
     "ldap-health-check.path",
     "ldap-health-check-stop-postfix.service",
     "ldap-health-check-start-postfix.service",
+    "ldap-health-check-policy.socket",
 ];
 const TIMER: &str = "ldap-health-check.timer";
 const STOP_LATCH: &str = "ldap-health-check-stop-postfix.service";

@@ -483,6 +483,8 @@ impl Report {
 struct Rcpt {
     /// mono_us() just before the connect
     at: u64,
+    /// mono_us() just before `RCPT TO` was written (`at` if it never was)
+    sent: u64,
     /// mono_us() when it ended (the reply to RCPT TO, or the failure)
     end: u64,
     /// "refused" (ECONNREFUSED), "error" (anything else that went wrong: EOF, reset, timeout), or the reply
@@ -518,34 +520,38 @@ fn smtp_reply(r: &mut impl BufRead) -> Result<(String, String), String> {
 /// namespace. Bounded: 5 s to connect, 10 s per reply.
 fn smtp_rcpt(rcpt: &str) -> Rcpt {
     let at = mono_us();
-    let done = |code: &str, text: String| Rcpt { at, end: mono_us(), code: code.to_string(), text };
+    let mut sent = at;
+    let done = |code: &str, text: String, sent: u64| Rcpt { at, sent, end: mono_us(), code: code.to_string(), text };
     let s = match TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], 25)), Duration::from_secs(5)) {
         Ok(s) => s,
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused => return done("refused", e.to_string()),
-        Err(e) => return done("error", format!("connect: {e}")),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => return done("refused", e.to_string(), sent),
+        Err(e) => return done("error", format!("connect: {e}"), sent),
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
     let mut w = match s.try_clone() {
         Ok(w) => w,
-        Err(e) => return done("error", format!("dup: {e}")),
+        Err(e) => return done("error", format!("dup: {e}"), sent),
     };
     let mut r = BufReader::new(s);
     let rcpt_to = format!("RCPT TO:<{rcpt}>");
     for cmd in ["", "EHLO e2e.test", "MAIL FROM:<>", &rcpt_to] {
         if !cmd.is_empty() {
+            if cmd == rcpt_to {
+                sent = mono_us();
+            }
             if let Err(e) = w.write_all(format!("{cmd}\r\n").as_bytes()) {
-                return done("error", format!("{cmd}: {e}"));
+                return done("error", format!("{cmd}: {e}"), sent);
             }
         }
         let stage = if cmd.is_empty() { "greeting" } else { cmd };
         match smtp_reply(&mut r) {
-            Err(e) => return done("error", format!("{stage}: {e}")),
+            Err(e) => return done("error", format!("{stage}: {e}"), sent),
             Ok((code, text)) if cmd == rcpt_to => {
                 let _ = w.write_all(b"QUIT\r\n");
-                return done(&code, text);
+                return done(&code, text, sent);
             }
-            Ok((code, text)) if !code.starts_with('2') => return done(&code, format!("{stage}: {text}")),
+            Ok((code, text)) if !code.starts_with('2') => return done(&code, format!("{stage}: {text}"), sent),
             Ok(_) => {}
         }
     }
@@ -577,7 +583,7 @@ fn smtp_in(sb: &Sandbox, rcpts: &[&str]) -> Vec<Rcpt> {
     .expect("the SMTP thread panicked")
 }
 
-/// `RCPT TO:<rcpt>` every 100 ms, from a thread in the sandbox's network namespace, until finished or
+/// `RCPT TO:<rcpt>` every `gap`, from a thread in the sandbox's network namespace, until finished or
 /// dropped, at most `limit`.
 struct RcptPoller {
     stop: Arc<AtomicBool>,
@@ -586,7 +592,7 @@ struct RcptPoller {
 }
 
 impl RcptPoller {
-    fn start(sb: &Sandbox, rcpt: &str, limit: Duration) -> RcptPoller {
+    fn start(sb: &Sandbox, rcpt: &str, gap: Duration, limit: Duration) -> RcptPoller {
         let (pid, rcpt) = (sb.pid1(), rcpt.to_string());
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -597,7 +603,7 @@ impl RcptPoller {
             while !st.load(Ordering::Relaxed) && Instant::now() < end {
                 let r = smtp_rcpt(&rcpt);
                 se.lock().unwrap().push(r);
-                sleep(Duration::from_millis(100));
+                sleep(gap);
             }
         });
         RcptPoller { stop, seen, thread: Some(thread) }
@@ -660,22 +666,30 @@ fn data_acls(slapd_dir: &Path) -> Vec<String> {
     out.lines().filter(|l| l.starts_with("olcAccess:")).map(str::to_string).collect()
 }
 
-/// (g), one round: with `RCPT TO:<CANARY>` every 100 ms throughout, the entries under ou=people are hidden
+/// The dialogues of [`emptied_round`] answered between the change and the stop, and when the change was in place.
+struct Window {
+    rcpts: Vec<Rcpt>,
+    /// mono_us() once ldapmodify had returned: an RCPT sent after it meets the emptied directory
+    changed: u64,
+}
+
+/// (g), one round: with `RCPT TO:<CANARY>` every `gap` throughout, the entries under ou=people are hidden
 /// from the service account (slapd stays up, the bind and the base entry still work); Postfix must be
 /// stopped within interval + deadline + 2 s (+ its own stop) and refuse connections from then on;
 /// `while_stopped` runs then; the entries come back: started within interval + 2 s, 250 again. Every
-/// dialogue is classified by when it ran; the 5xx of the window between the change and the stop are
-/// reported and returned (the window the README explains), any other 5xx fails the test.
+/// dialogue is classified by when it ran; the dialogues of the window between the change and the stop are
+/// reported and returned (its 5xx are the window the README explains), any 5xx outside it fails the test.
 fn emptied_round(
     sb: &Sandbox,
     rep: &mut Report,
     slapd_dir: &Path,
     what: &str,
+    gap: Duration,
     while_stopped: &mut dyn FnMut(&mut Report),
-) -> Vec<Rcpt> {
+) -> Window {
     let acls = data_acls(slapd_dir);
     assert!(!acls.iter().any(|a| a.contains("ou=people")), "{what}: ou=people already hidden: {acls:#?}");
-    let poller = RcptPoller::start(sb, CANARY, dur(120.0));
+    let poller = RcptPoller::start(sb, CANARY, gap, dur(120.0));
     let n250 = |p: &RcptPoller| p.seen().iter().filter(|r| r.code == "250").count();
     poll(dur(15.0), || Some(()).filter(|_| n250(&poller) >= 3))
         .unwrap_or_else(|| panic!("{what}: RCPT TO:<{CANARY}> not accepted while healthy: {:?}", poller.seen()));
@@ -733,9 +747,10 @@ fn emptied_round(
     };
     let first_refused = down.first().map(|r| secs(t0, r.at)).unwrap_or(f64::NAN);
     rep.add(format!(
-        "{what} RCPT TO:<{CANARY}> every 100 ms, {} dialogues: before the change {}; window from the change \
+        "{what} RCPT TO:<{CANARY}> every {} ms, {} dialogues: before the change {}; window from the change \
          (ACL in place at +{:.2} s) to the stop at +{:.2} s: {}{fives}; after the stop (first at +{first_refused:.2} s, \
          until the restore at +{:.2} s): {}; after the restore: {}",
+        gap.as_millis(),
         seen.len(),
         tally(&before),
         secs(t0, changed),
@@ -757,7 +772,97 @@ fn emptied_round(
         "{what}: a 5xx after the restore: {:#?}",
         after.iter().filter(|r| r.is_5xx()).collect::<Vec<_>>()
     );
-    w5
+    Window { rcpts: window.into_iter().cloned().collect(), changed }
+}
+
+// ------------------------------------------------------------------------------------------------ (q)
+
+const POLICY_SOCKET: &str = "ldap-health-check-policy.socket";
+const POLICY_TEMPLATE: &str = "ldap-health-check-policy@.service";
+/// The instances of the policy service, one per smtpd process (a pattern for `journalctl -u`, `systemctl`).
+const POLICY_INSTANCES: &str = "ldap-health-check-policy@*.service";
+const POLICY_DROPIN: &str = "/etc/systemd/system/ldap-health-check-policy@.service.d/test.conf";
+/// The line of main.cf the README gives.
+const POLICY_RESTRICTION: &str =
+    "smtpd_recipient_restrictions = check_policy_service { unix:private/ldap-health-check, default_action=DUNNO }";
+/// The policy's default `--policy-cache`, seconds (src/cli.rs).
+const POLICY_CACHE: f64 = 1.0;
+
+/// (q): the policy service installed as the README says (the socket enabled, one line in main.cf, Postfix
+/// reloaded); healthy, a valid recipient gets 250 and an unknown one still 550. Then the directory emptied
+/// as in (g), RCPT TO:<CANARY> every 20 ms: with `--policy-cache 0`, no RCPT sent once the change was in place
+/// gets a 5xx (the policy's 450 instead), and the deferrals are in the journal with their reason (without the
+/// bind password); with the default cache, a 5xx only within the cache's second after the
+/// change. Then the line is removed and the socket disabled again.
+fn policy_rounds(sb: &Sandbox, rep: &mut Report, slapd_dir: &Path, edit_main_cf: &dyn Fn(&str)) {
+    let dropin_dir = Path::new(POLICY_DROPIN).parent().unwrap().to_string_lossy().into_owned();
+    sb.sh(
+        "mkdir -p \"$1\" && printf '[Service]\\nEnvironment=\"LDAP_HEALTH_CHECK_POLICY_OPTIONS=--policy-cache 0\"\\n' > \"$2\"",
+        &[&dropin_dir, POLICY_DROPIN],
+    );
+    sb.ctl(&["daemon-reload"]);
+    sb.ctl(&["enable", "--now", POLICY_SOCKET]);
+    edit_main_cf(&format!("postconf -e '{POLICY_RESTRICTION}' && postfix reload 2>/dev/null"));
+    let healthy = poll(dur(15.0), || Some(smtp_in(sb, &[CANARY, UNKNOWN_RCPT])).filter(|r| r[0].code == "250"))
+        .unwrap_or_else(|| panic!("(q) RCPT TO:<{CANARY}> not accepted with the policy: {:?}", smtp_in(sb, &[CANARY])));
+    let instances = sb.ctl(&["list-units", "--no-legend", "--plain", POLICY_INSTANCES]);
+    rep.add(format!(
+        "(q) policy service on (socket enabled, `{POLICY_RESTRICTION}`, --policy-cache 0), healthy: RCPT TO:<{CANARY}> \
+         -> {:?}; RCPT TO:<{UNKNOWN_RCPT}> -> {:?}; policy processes: {}",
+        healthy[0].text,
+        healthy[1].text,
+        instances.lines().count()
+    ));
+    assert!(
+        healthy[1].code == "550" && healthy[1].text.contains("User unknown"),
+        "(q) an unknown recipient while healthy must still get 550: {:?}",
+        healthy[1]
+    );
+    assert!(instances.lines().count() >= 1, "(q) smtpd did not connect to the policy socket: {instances:?}");
+
+    let c = sb.mark();
+    let w = emptied_round(sb, rep, slapd_dir, "(q)", Duration::from_millis(20), &mut |_| {});
+    let after_change = |r: &&Rcpt| r.sent >= w.changed;
+    let late5: Vec<&Rcpt> = w.rcpts.iter().filter(after_change).filter(|r| r.is_5xx()).collect();
+    let race5: Vec<&Rcpt> = w.rcpts.iter().filter(|r| !after_change(r) && r.is_5xx()).collect();
+    let deferred = w.rcpts.iter().filter(after_change).filter(|r| r.code == "450" && r.text.contains("4.3.0")).count();
+    let logged = sb.journal(&c, POLICY_INSTANCES, &[]);
+    let deferrals: Vec<&String> = logged.iter().filter(|l| l.contains("DEFER_IF_REJECT")).collect();
+    rep.add(format!(
+        "(q) --policy-cache 0: of the RCPTs sent after the change was in place, {deferred} got the policy's 450 4.3.0 \
+         and {} a 5xx; sent before it and answered after: {} 5xx; {} deferrals in the journal, e.g. {:?}",
+        late5.len(),
+        race5.len(),
+        deferrals.len(),
+        deferrals.first().map(|l| l.as_str()).unwrap_or("")
+    ));
+    assert!(late5.is_empty(), "(q) a valid recipient got a 5xx with the policy and --policy-cache 0: {late5:#?}");
+    // the policy asks before Postfix looks up: an RCPT in flight when the ACL changes may still meet the old
+    // answer for the policy and the new one for Postfix (a race of ~1 ms, README); one at most
+    assert!(race5.len() <= 1, "(q) 5xx for RCPTs in flight at the change: {race5:#?}");
+    assert!(deferred >= 1, "(q) no RCPT deferred by the policy in the window: {:#?}", w.rcpts);
+    assert!(!deferrals.is_empty(), "(q) no deferral in the journal: {logged:#?}");
+    assert!(!logged.iter().any(|l| l.contains(SERVICE_PW)), "(q) the bind password in the journal: {logged:#?}");
+
+    // the default cache: new smtpd processes (reload), so new policy processes without the drop-in
+    sb.sh("rm -f \"$1\"", &[POLICY_DROPIN]);
+    sb.ctl(&["daemon-reload"]);
+    edit_main_cf("postfix reload 2>/dev/null; touch /etc/postfix/main.cf");
+    let w = emptied_round(sb, rep, slapd_dir, "(q')", Duration::from_millis(20), &mut |_| {});
+    let late5: Vec<&Rcpt> = w.rcpts.iter().filter(|r| r.sent >= w.changed && r.is_5xx()).collect();
+    let last = late5.iter().map(|r| secs(w.changed, r.sent)).fold(0.0, f64::max);
+    rep.add(format!(
+        "(q') default --policy-cache ({POLICY_CACHE} s): {} 5xx for RCPTs sent after the change, the last sent \
+         {last:.2} s after it (the cache's window: a process trusts the directory up to {POLICY_CACHE} s after it \
+         last looked)",
+        late5.len()
+    ));
+    assert!(last <= POLICY_CACHE + 0.1, "(q') a 5xx {last:.2} s after the change: {late5:#?}");
+
+    edit_main_cf("postconf -X smtpd_recipient_restrictions && postfix reload 2>/dev/null");
+    sb.ctl(&["disable", "--now", POLICY_SOCKET]);
+    let left = sb.sh("ls /var/spool/postfix/private/ldap-health-check 2>&1 || :", &[]);
+    assert!(left.contains("No such file"), "(q) the policy socket left behind: {left}");
 }
 
 // ------------------------------------------------------------------------------------------------ preconditions
@@ -935,8 +1040,10 @@ fn units_under_a_real_systemd() {
     };
 
     // ---------------------------------------------------------------- (1) verify, security
-    let units: Vec<String> =
-        [PROBE, TIMER, PATH_UNIT, STOP_LATCH, START_LATCH].iter().map(|u| format!("{UNIT_DIR}/{u}")).collect();
+    let units: Vec<String> = [PROBE, TIMER, PATH_UNIT, STOP_LATCH, START_LATCH, POLICY_SOCKET, POLICY_TEMPLATE]
+        .iter()
+        .map(|u| format!("{UNIT_DIR}/{u}"))
+        .collect();
     // with the man page that `make install` installs: Documentation=man:ldap-health-check(8) is checked too
     let mut args = vec!["exec", "systemd-analyze", "verify"];
     args.extend(units.iter().map(String::as_str));
@@ -949,7 +1056,10 @@ fn units_under_a_real_systemd() {
         r.stdout,
         r.stderr
     );
-    rep.add("(1) systemd-analyze verify (man pages included) on the 5 installed units: exit 0, no output".into());
+    rep.add(format!(
+        "(1) systemd-analyze verify (man pages included) on the {} installed units: exit 0, no output",
+        units.len()
+    ));
     let exposure = |out: &str| -> f64 {
         let line = out
             .lines()
@@ -1355,7 +1465,8 @@ fn units_under_a_real_systemd() {
         // for the second round: the README's complement, set while Postfix is stopped (no reload needed)
         edit_main_cf("postconf -e soft_bounce=yes");
     };
-    let w5 = emptied_round(&sb, &mut rep, &slapd_dir, "(g)", &mut round1);
+    let w = emptied_round(&sb, &mut rep, &slapd_dir, "(g)", Duration::from_millis(100), &mut round1);
+    let w5: Vec<&Rcpt> = w.rcpts.iter().filter(|r| r.is_5xx()).collect();
     rep.add(format!(
         "(g) 5xx for the valid recipient {CANARY}: {} in the window before the check saw the change, none after \
          the stop (refused connections only)",
@@ -1372,7 +1483,8 @@ fn units_under_a_real_systemd() {
     let mut round2 = |_: &mut Report| {
         edit_main_cf("postconf -X soft_bounce");
     };
-    let w5 = emptied_round(&sb, &mut rep, &slapd_dir, "(g')", &mut round2);
+    let w = emptied_round(&sb, &mut rep, &slapd_dir, "(g')", Duration::from_millis(100), &mut round2);
+    let w5: Vec<&Rcpt> = w.rcpts.iter().filter(|r| r.is_5xx()).collect();
     let unknown2 = smtp_in(&sb, &[UNKNOWN_RCPT]).remove(0);
     rep.add(format!(
         "(g') with soft_bounce = yes: 5xx for {CANARY}: {} (an unknown recipient got {:?}; soft_bounce removed \
@@ -1383,6 +1495,9 @@ fn units_under_a_real_systemd() {
     ));
     assert!(w5.is_empty(), "(g') a 5xx with soft_bounce = yes: {w5:#?}");
     assert_eq!(unknown2.code, "550", "(g') soft_bounce still in effect: {unknown2:?}");
+
+    // ---------------------------------------------------------------- (q) the policy service
+    policy_rounds(&sb, &mut rep, &slapd_dir, &edit_main_cf);
 
     // ---------------------------------------------------------------- (p) the .path unit
     // With the timer stopped (which stops the .path unit too: PartOf=), only the .path unit runs checks.

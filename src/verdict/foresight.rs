@@ -114,4 +114,3 @@ pub(super) fn replicas(verdict: &mut MapVerdict, reports: &[&ConnReport], limit:
         add_reason(verdict, State::Warning, &stale.join("; "));
     }
 }
-
