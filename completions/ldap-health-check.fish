@@ -1,6 +1,6 @@
 complete -c ldap-health-check -s f -l conffile -d 'A Postfix ldap_table(5) map file; repeat for several maps [default: the space-separated paths in $LDAP_HEALTH_CHECK_CONFFILE, else every LDAP map of the Postfix configuration (--postfix-config)]' -r -F
 complete -c ldap-health-check -l interval -d 'Without --once: time between two checks while the directory is healthy (e.g. 60s, 5m)' -r
-complete -c ldap-health-check -s t -l timeout -d 'One hard deadline for the whole check (e.g. 2s, 500ms, or bare seconds); default: the largest `timeout` among the maps (Postfix\'s default 10)' -r
+complete -c ldap-health-check -s t -l timeout -d 'One hard deadline for the whole check (e.g. 2s, 500ms, or bare seconds); default: the longest a Postfix lookup of the maps could take (`timeout` for each operation), at most 2 minutes' -r
 complete -c ldap-health-check -s w -l warning -d 'Response time (seconds) that makes the check WARNING, as a Nagios range (10, 10:, ~:10, @1:2)' -r
 complete -c ldap-health-check -s c -l critical -d 'Response time (seconds) that makes the check CRITICAL, as a Nagios range' -r
 complete -c ldap-health-check -l format -d 'What stdout carries for each check: the Nagios line, or one JSON object on one line. Without --once, only the failing check that ends the loop prints (every check with --debug)' -r -f -a "nagios\t'The Nagios plugin line, with long output after it with -v'
@@ -17,7 +17,7 @@ complete -c ldap-health-check -l once -d 'Check once, print the verdict and exit
 complete -c ldap-health-check -s v -l verbose -d 'Long output: one line per map and per server with each stage\'s timing or error, each canary with its value, the Postfix parameters that use each discovered map; repeat for more'
 complete -c ldap-health-check -l debug -d 'Print the old tool\'s `DEBUG: LDAP search success: dn=...` line for each successful check, and more detail'
 complete -c ldap-health-check -l syslog -d 'Also log to the local syslog (facility mail); a missing syslog socket is only a warning'
-complete -c ldap-health-check -l policy -d 'Serve Postfix\'s SMTPD access policy protocol on stdin/stdout (run by spawn(8) from master.cf): answer DEFER_IF_REJECT for a recipient while the recipient maps answer wrong, DUNNO otherwise; logs to syslog. The maps: -f, else those main.cf uses for recipients. -t is the deadline per request [default: 2s]'
-complete -c ldap-health-check -l self-test -d 'With --policy: judge the directory once, print the answer an RCPT would get now and why, and exit (0 DUNNO, 1 DEFER_IF_REJECT)'
+complete -c ldap-health-check -l policy -d 'Serve Postfix\'s SMTPD access policy protocol on stdin/stdout until EOF (run by ldap-health-check-policy.socket, or by spawn(8)): answer DEFER_IF_REJECT for a recipient while the recipient maps answer wrong (Postfix\'s 550 becomes 450), DUNNO otherwise; logs to syslog. The maps: -f, else those main.cf uses for recipients. -t is the deadline per request [default: 2s]'
+complete -c ldap-health-check -l self-test -d 'With --policy: judge the directory once, print the answer an RCPT would get now and why, and exit (0 DUNNO, 1 DEFER_IF_REJECT, 3 no recipient map to guard)'
 complete -c ldap-health-check -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ldap-health-check -s V -l version -d 'Print version'

@@ -12,12 +12,14 @@ use crate::range::Range;
 /// Check the LDAP directory behind Postfix's LDAP maps (ldap_table(5)) the way Postfix uses it.
 ///
 /// Reads each map file as Postfix does (given with -f, or every ldap: and proxy:ldap: map that Postfix's own
-/// configuration uses), probes every server of every map concurrently under one deadline (connect,
-/// STARTTLS/TLS, bind, base search, then the canary lookups), decides as Postfix would experience it (servers
-/// are tried in order; Postfix fails over only when the connection cannot be made, including a failed ldaps
-/// handshake; a canary key not found means Postfix
-/// answers 550 User unknown), prints one Nagios line and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-/// With --query KEY it looks one key up exactly as `postmap -q KEY ldap:FILE` does instead.
+/// configuration uses), probes every server of every map concurrently, each operation under the map's
+/// `timeout` as in Postfix and all of it under one deadline (connect, STARTTLS/TLS, bind, a presence search for
+/// any entry the map could answer, the canary lookups; certificates' expiry and replicas' freshness on the way),
+/// decides as Postfix would experience it (servers are tried in order; Postfix fails over only when the
+/// connection cannot be made, including a failed ldaps handshake; no entry, or a canary key not found, means
+/// Postfix answers 550 User unknown), prints one Nagios line and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+/// With --query KEY it looks one key up exactly as `postmap -q KEY ldap:FILE` does instead; with --policy it
+/// serves Postfix's policy protocol.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "ldap-health-check",
@@ -46,8 +48,8 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub interval: Duration,
 
-    /// One hard deadline for the whole check (e.g. 2s, 500ms, or bare seconds);
-    /// default: the largest `timeout` among the maps (Postfix's default 10)
+    /// One hard deadline for the whole check (e.g. 2s, 500ms, or bare seconds); default: the longest a Postfix
+    /// lookup of the maps could take (`timeout` for each operation), at most 2 minutes
     #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
@@ -114,8 +116,9 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_span)]
     pub replica_lag: Duration,
 
-    /// Serve Postfix's SMTPD access policy protocol on stdin/stdout (run by spawn(8) from master.cf): answer
-    /// DEFER_IF_REJECT for a recipient while the recipient maps answer wrong, DUNNO otherwise; logs to syslog.
+    /// Serve Postfix's SMTPD access policy protocol on stdin/stdout until EOF (run by
+    /// ldap-health-check-policy.socket, or by spawn(8)): answer DEFER_IF_REJECT for a recipient while the
+    /// recipient maps answer wrong (Postfix's 550 becomes 450), DUNNO otherwise; logs to syslog.
     /// The maps: -f, else those main.cf uses for recipients. -t is the deadline per request [default: 2s]
     #[arg(long, conflicts_with_all = ["once", "query", "canary", "format", "prometheus_textfile"])]
     pub policy: bool,
@@ -125,7 +128,7 @@ pub struct Cli {
     pub policy_cache: Duration,
 
     /// With --policy: judge the directory once, print the answer an RCPT would get now and why, and exit
-    /// (0 DUNNO, 1 DEFER_IF_REJECT)
+    /// (0 DUNNO, 1 DEFER_IF_REJECT, 3 no recipient map to guard)
     #[arg(long, requires = "policy")]
     pub self_test: bool,
 }
