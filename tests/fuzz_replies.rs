@@ -437,8 +437,15 @@ fn verdict_problem(r: &RunInfo) -> Option<String> {
     if !r.stdout.lines().next().unwrap_or("").starts_with("LDAP ") {
         return Some("no verdict line".to_string());
     }
+    if r.max_rss_kib > RSS_BOUND_KIB {
+        return Some(format!("peak RSS {} KiB, over {} KiB", r.max_rss_kib, RSS_BOUND_KIB));
+    }
     None
 }
+
+/// Issue 10: the peak RSS under any hostile server stays under 64 MB (a bound on memory, not on time; the
+/// units' MemoryMax=256M is far above it).
+const RSS_BOUND_KIB: i64 = 64_000_000 / 1024;
 
 /// The map every case uses. The replies are slapd's to a base search, so the presence check (a subtree search
 /// asking for mail, issue 13) is off: its own replies are canary-shaped, and the canary lookups are fuzzed.
