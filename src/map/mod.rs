@@ -238,7 +238,7 @@ impl Source {
     }
 }
 
-/// Read (a regular file, by `until`: see [`crate::file`]) and parse one map file.
+/// Read (a regular file, by `until`: see `crate::file`) and parse one map file.
 pub fn load(path: &Path, until: Instant) -> Result<Map, ConfigError> {
     let bytes = crate::file::read(path, until).map_err(|e| ConfigError {
         path: path.to_path_buf(),
