@@ -172,7 +172,11 @@ fn build_deb(dir: &Path) -> PathBuf {
     PathBuf::from(r.stdout.trim())
 }
 
-fn setup_script() -> String {
+/// Where the setup hook puts the package inside the sandbox: the host path may be under /tmp, which is the
+/// sandbox's own tmpfs (a CI clone under /tmp builds it there).
+const DEB_IN: &str = "/var/lib/lhc-pkg-e2e/ldap-health-check.deb";
+
+fn setup_script(deb: &Path) -> String {
     let map = "# written by tests/package_e2e.rs\n\
                server_host = ldap://127.0.0.1:389/\n\
                search_base = dc=example,dc=com\n\
@@ -211,8 +215,10 @@ for u in postfix.service postfix@.service; do printf '[Unit]\nStartLimitInterval
 rm -f "$R/usr/sbin/policy-rc.d"
 # the package must not be installed yet (a leftover of a host install would hide what dpkg -i does)
 ! [ -e "$R/var/lib/dpkg/info/ldap-health-check.list" ]
+install -D -m 0644 {deb} "$R{DEB_IN}"
 "#,
-        map = shq(map)
+        map = shq(map),
+        deb = shq(&deb.to_string_lossy()),
     )
 }
 
@@ -260,7 +266,7 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
     let on_stop =
         format!("{} stop {} >/dev/null 2>&1 || :", shq(&slapd_sh.to_string_lossy()), shq(&slapd_dir.to_string_lossy()));
     let setup = work.join("setup.sh");
-    fs::write(&setup, setup_script()).unwrap();
+    fs::write(&setup, setup_script(&deb)).unwrap();
     let sb = Sandbox::boot(&name, &format!("sh -e {} \"$1\"", shq(&setup.to_string_lossy())), &on_stop);
     let slapd = |args: &[&str]| {
         let mut c = sb.command(&["net"]);
@@ -274,7 +280,7 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
 
     // ---------------------------------------------------------------- 1 dpkg -i
     let t0 = Instant::now();
-    let out = sb.sh(&format!("dpkg -i {} 2>&1", shq(&deb.to_string_lossy())));
+    let out = sb.sh(&format!("dpkg -i {DEB_IN} 2>&1"));
     eprintln!("pkg-e2e: dpkg -i in {:.2} s:\n{out}", t0.elapsed().as_secs_f64());
     for u in UNITS {
         let (load, enabled, active, reload) = (
