@@ -139,7 +139,7 @@ fn the_presence_check_defers_with_no_canary_and_the_self_test_says_why() {
         r.stdout
     };
     let out = self_test(0);
-    assert!(out.contains("users.cf: the presence check, no canary") && out.contains("action=DUNNO"), "{out}");
+    assert!(out.contains("users.cf: the presence check (no canary)") && out.contains("action=DUNNO"), "{out}");
     // Every entry hidden from the service account: the presence check finds nothing.
     s.set_acls(&[
         "to * by dn.exact=gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth manage by * break",

@@ -174,10 +174,11 @@ pub fn self_test(cli: &Cli) -> ExitCode {
     };
     let mut out = String::from("recipient maps guarded:\n");
     for (name, canaries, presence) in maps {
-        let presence = if presence { "the presence check" } else { "no presence check" };
-        let what = match canaries {
-            0 => format!("{presence}, no canary"),
-            n => format!("{presence}, {n} canar{}", if n == 1 { "y" } else { "ies" }),
+        // With canaries, the presence check is not made: a canary found is an entry it would find.
+        let what = match (canaries, presence) {
+            (0, true) => "the presence check (no canary)".to_string(),
+            (0, false) => "the bind only (no canary, health_check_presence = no)".to_string(),
+            (n, _) => format!("{n} canar{}", if n == 1 { "y" } else { "ies" }),
         };
         out.push_str(&format!("  {name}: {what}\n"));
     }

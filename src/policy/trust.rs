@@ -92,7 +92,10 @@ impl Guard {
 
     /// The maps guarded: how many canaries each has, and whether it has a presence check.
     pub fn describe(&self) -> Vec<(String, usize, bool)> {
-        self.maps.iter().map(|m| (m.name.clone(), m.canaries.len(), m.presence.is_some())).collect()
+        self.maps
+            .iter()
+            .map(|m| (m.name.clone(), m.canaries.len(), m.presence.is_some() && m.canaries.is_empty()))
+            .collect()
     }
 
     /// The judgement now: the cached one if younger than `cache_for`, else a new one, by the deadline.
@@ -102,13 +105,18 @@ impl Guard {
                 return judgement.clone();
             }
         }
+        // The maps at once, each on its own connection: a request waits for the slowest map, not for their sum.
+        let judged = self.maps.iter_mut().map(|map| async move {
+            let state = map.judge(deadline).await;
+            (map.name.as_str(), state)
+        });
         let mut untrusted = Vec::new();
         let mut down = Vec::new();
-        for map in &mut self.maps {
-            match map.judge(deadline).await {
+        for (name, state) in futures_util::future::join_all(judged).await {
+            match state {
                 MapState::Trusted => {}
-                MapState::Untrusted(why) => untrusted.push(format!("{}: {why}", map.name)),
-                MapState::Down(why) => down.push(format!("{}: {why}", map.name)),
+                MapState::Untrusted(why) => untrusted.push(format!("{name}: {why}")),
+                MapState::Down(why) => down.push(format!("{name}: {why}")),
             }
         }
         let judgement = if !untrusted.is_empty() {
@@ -172,10 +180,11 @@ impl Guarded {
         Err(crate::verdict::no_server_reason(unreachable))
     }
 
-    /// The presence check, then each canary, on the session; `Err` when the connection is lost.
+    /// The presence check (only for a map without canaries: a canary found is an entry the presence check
+    /// would find), then each canary, on the session; `Err` when the connection is lost.
     async fn canaries(&mut self, deadline: &Deadline) -> Result<MapState, Lost> {
         let Some(session) = self.session.as_mut() else { return Err(Lost("no connection".to_string())) };
-        if let Some(search) = &self.presence {
+        if let Some(search) = self.presence.as_ref().filter(|_| self.canaries.is_empty()) {
             let run =
                 tokio::time::timeout_at(deadline.until_tokio(), crate::probe::search::run(&mut session.ldap, search));
             match run.await {
