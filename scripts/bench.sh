@@ -29,7 +29,8 @@
 # Tunables (environment): BENCH_RUNS (200: runs of each command in 1, in BENCH_ROUNDS rounds),
 # BENCH_ROUNDS (10), BENCH_INTERLEAVED_RUNS (300: runs of each command in 6, 7 and 9), BENCH_HUNG_RUNS (5),
 # BENCH_RSS_RUNS (10), BENCH_LOOP_CHECKS (10000), BENCH_OPS_CHECKS (20: --once runs per count in 8),
-# BENCH_POLICY_ROUNDS (20), BENCH_POLICY_SESSIONS (4 sessions of 50 RCPTs per variant and round),
+# BENCH_POLICY_ROUNDS (80: SMTP sessions of 50 RCPTs per variant, one of each in turn), BENCH_KEEP (1: keep the
+# raw results, target/bench.*),
 # BENCH_BASELINE (older builds, space-separated, each PATH or LABEL=PATH; empty: no section 9),
 # BENCH_OUT (docs/benchmarks.md).
 set -euo pipefail
@@ -42,8 +43,7 @@ RUNS=${BENCH_RUNS:-200}
 ROUNDS=${BENCH_ROUNDS:-10}
 INTERLEAVED_RUNS=${BENCH_INTERLEAVED_RUNS:-300}
 OPS_CHECKS=${BENCH_OPS_CHECKS:-20}
-POLICY_ROUNDS=${BENCH_POLICY_ROUNDS:-20}
-POLICY_SESSIONS=${BENCH_POLICY_SESSIONS:-4}
+POLICY_ROUNDS=${BENCH_POLICY_ROUNDS:-80}
 read -r -a BASELINES <<< "${BENCH_BASELINE:-}"
 HUNG_RUNS=${BENCH_HUNG_RUNS:-5}
 RSS_RUNS=${BENCH_RSS_RUNS:-10}
@@ -89,7 +89,8 @@ cleanup() {
     if [ -n "$LOOP_PID" ]; then kill "$LOOP_PID" 2>/dev/null || :; wait "$LOOP_PID" 2>/dev/null || :; fi
     for d in "${POSTFIXES[@]}"; do tests/policy/postfix-instance.sh stop "$d" >/dev/null 2>&1 || :; done
     for d in "${SLAPDS[@]}"; do tests/fixtures/slapd.sh stop "$d" >/dev/null 2>&1 || :; done
-    rm -rf "$WORK" "$PWORK"
+    if [ "${BENCH_KEEP:-}" = 1 ]; then say "raw results kept in $WORK"; else rm -rf "$WORK"; fi
+    rm -rf "$PWORK"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -469,13 +470,14 @@ for ((i = 2; i <= 51; i++)); do RCPTS+=("$(printf 'user%04d@example.com' "$i")")
 probe() { # VARIANT SESSIONS: SESSIONS sessions of the 50 RCPTs; one line per RCPT on stdout
     tests/policy/smtp-probe.py --sessions "$2" "${PORT[$1]}" "${RCPTS[@]}"
 }
-# Rounds of PHASE (up|down): each variant POLICY_SESSIONS sessions per round; raw lines in policy/PHASE-V-rN.tsv.
+# Rounds of PHASE (up|down): one session to each variant per round, the order rotating; raw lines in
+# policy/PHASE-V-rN.tsv.
 policy_rounds() { # PHASE
     local r j v
     for ((r = 1; r <= POLICY_ROUNDS; r++)); do
         for ((j = 0; j < ${#VARIANTS[@]}; j++)); do
             v=${VARIANTS[(r + j) % ${#VARIANTS[@]}]}
-            probe "$v" "$POLICY_SESSIONS" > "$WORK/policy/$1-$v-r$r.tsv" || die "policy $1 $v: the SMTP probe failed"
+            probe "$v" 1 > "$WORK/policy/$1-$v-r$r.tsv" || die "policy $1 $v: the SMTP probe failed"
         done
     done
 }
@@ -495,7 +497,7 @@ for v in "${VARIANTS[@]}"; do start_postfix "$v"; done
 out=$(runuser -u "$POLICY_USER" -- env MAIL_CONFIG="$PWORK/pf-cache0/etc" PATH=/usr/bin:/bin \
     "$POLICY_BIN" --policy --self-test 2>&1) || die "policy --self-test (as $POLICY_USER): $out"
 for v in "${VARIANTS[@]}"; do probe "$v" 1 > /dev/null || die "Postfix ($v) does not answer"; done # warm-up
-say "10/10 policy, directory up: $POLICY_ROUNDS rounds of $((POLICY_SESSIONS * ${#RCPTS[@]})) RCPTs per variant"
+say "10/10 policy, directory up: $POLICY_ROUNDS rounds of ${#RCPTS[@]} RCPTs per variant"
 policy_rounds up
 policy_answered
 
@@ -550,7 +552,7 @@ first_line() { "$@" 2>&1 | sed -n '1p'; }
     echo "interleaved_runs=$INTERLEAVED_RUNS"
     echo "ops_checks=$OPS_CHECKS"
     echo "policy_rounds=$POLICY_ROUNDS"
-    echo "policy_rcpts=$((POLICY_SESSIONS * ${#RCPTS[@]}))"
+    echo "policy_rcpts=${#RCPTS[@]}"
     echo "policy_user=$POLICY_USER"
     echo "context_csn=$CONTEXT_CSN"
 } > "$WORK/meta.txt"
