@@ -73,6 +73,8 @@ def q(values, f):
 
 
 happy = rounds_of("happy")
+# "this" build first, then the older ones of BENCH_BASELINE: LABEL PATH VERSION
+builds = [line.rstrip("\n").split(" ", 2) for line in open(f"{work}/baselines.txt")]
 hung = results("hung") | results("hung-peers")
 hung_n = results("hung-n")
 presence = interleaved("presence")
@@ -147,6 +149,17 @@ for t, label in [("plain", "plain"), ("starttls", "STARTTLS"), ("ldaps", "ldaps"
                     f"{base_ratio:.2f} x (per round {round_ratios(b, l)})", base_ok))
     w(f"| {label} | {ms(o):.2f} ms | {ms(b):.2f} ms | {ms(l):.2f} ms | {ms(c):.2f} ms | {ratio:.2f} | {base_ratio:.2f} |"
       f" {ms(o) / ms(c):.2f} | <= {goals[t]:.2f} x ldapsearch | {yes(ok and base_ok)} |")
+if len(builds) > 1:
+    w("")
+    w("Older builds (`BENCH_BASELINE`, see below) in the same rounds, on the maps with `health_check_presence = no`")
+    w("(they know no presence check):")
+    w("")
+    w("| transport | " + " | ".join(f"{k} | {k}/ldapsearch" for k, _, _ in builds[1:]) + " |")
+    w("|---|" + "---:|---:|" * (len(builds) - 1))
+    for t, label in [("plain", "plain"), ("starttls", "STARTTLS"), ("ldaps", "ldaps")]:
+        l = happy[f"ldapsearch/{t}"]
+        w(f"| {label} | " + " | ".join(f"{ms(happy[f'{k}/{t}']):.2f} ms | {ms(happy[f'{k}/{t}']) / ms(l):.2f}"
+                                        for k, _, _ in builds[1:]) + " |")
 w("")
 w("## Peak RSS (same commands)")
 w("")
@@ -316,8 +329,7 @@ w("The presence search is abandoned once its entry came (its size limit is 1): t
 w("")
 
 # ---- 9 -------------------------------------------------------------------------------------------------------
-builds = [line.split(" ", 2) for line in open(f"{work}/baselines.txt")] if os.path.getsize(f"{work}/baselines.txt") else []
-if builds:
+if len(builds) > 1:
     w("## Older builds against this one")
     w("")
     w(f"`BENCH_BASELINE=...`: the same maps, {nruns} interleaved runs of each build on each. Builds:")

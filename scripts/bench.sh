@@ -108,6 +108,18 @@ run_bg() {
 # A private copy: other builds may replace target/release while we measure.
 OURS=$WORK/ldap-health-check
 cp "$BIN" "$OURS"
+# Older builds (BENCH_BASELINE: PATH or LABEL=PATH each), copied too: "this" first, then theirs.
+LABELS=(this)
+BUILDS=("$OURS")
+echo "this $OURS $("$OURS" --version)" > "$WORK/baselines.txt"
+for b in "${BASELINES[@]}"; do
+    case $b in *=*) label=${b%%=*} b=${b#*=} ;; *) label=build${#BUILDS[@]} ;; esac
+    [ -x "$b" ] || die "BENCH_BASELINE: $b is not an executable"
+    cp "$b" "$WORK/build${#BUILDS[@]}"
+    LABELS+=("$label")
+    BUILDS+=("$WORK/build${#BUILDS[@]}")
+    echo "$label $b $("$b" --version)" >> "$WORK/baselines.txt"
+done
 
 # libldap: ignore /etc/ldap/ldap.conf and ~/.ldaprc, trust the fixture's CA (set below).
 export LDAPCONF=/dev/null LDAPRC=/nonexistent-ldaprc
@@ -259,6 +271,10 @@ for t in "${TRANSPORTS[@]}"; do
     # shellcheck disable=SC2086
     { expect_ok $ours; expect_ok $base; expect_ok $ls; expect_ok $cl; }
     ARGS+=(-n "ours/$t" "$ours" -n "ours-nopresence/$t" "$base" -n "ldapsearch/$t" "$ls" -n "check_ldap/$t" "$cl")
+    for ((k = 1; k < ${#BUILDS[@]}; k++)); do # the older builds on the map without the presence check
+        expect_ok "${BUILDS[k]}" --once -f "$WORK/$t-nopresence.cf"
+        ARGS+=(-n "${LABELS[k]}/$t" "${BUILDS[k]} --once -f $WORK/$t-nopresence.cf")
+    done
 done
 
 say "1/10 bind + one search, ${RUNS} runs each in $ROUNDS rounds (hyperfine)"
@@ -417,22 +433,14 @@ count_ops "once:ldapsearch/plain" "$OPS_CHECKS" "$MAIN" "$REPL" -- \
 
 # ------------------------------------------------------------------------------------------------------
 # 9. Optional: older builds (BENCH_BASELINE) against this one, on the maps of 6 and 7, interleaved.
-: > "$WORK/baselines.txt"
-if [ ${#BASELINES[@]} -gt 0 ]; then
+if [ ${#BUILDS[@]} -gt 1 ]; then
     P9=()
-    k=0
-    for b in "this=$OURS" "${BASELINES[@]}"; do
-        # LABEL=PATH or PATH (labelled build1, build2, ...)
-        case $b in *=*) label=${b%%=*} b=${b#*=} ;; *) label=build$k ;; esac
-        [ -x "$b" ] || die "BENCH_BASELINE: $b is not an executable"
-        cp "$b" "$WORK/build$k"
-        echo "$label $b $("$b" --version)" >> "$WORK/baselines.txt"
+    for ((k = 0; k < ${#BUILDS[@]}; k++)); do
         for ((i = 0; i < ${#ONCE[@]}; i += 2)); do
             case ${ONCE[i]} in *canary*) continue ;; esac
-            expect_ok "$WORK/build$k" --once -f "${ONCE[i + 1]}"
-            P9+=(-n "$label ${ONCE[i]}" "$WORK/build$k --once -f ${ONCE[i + 1]}")
+            expect_ok "${BUILDS[k]}" --once -f "${ONCE[i + 1]}"
+            P9+=(-n "${LABELS[k]} ${ONCE[i]}" "${BUILDS[k]} --once -f ${ONCE[i + 1]}")
         done
-        k=$((k + 1))
     done
     say "9/10 this build vs ${#BASELINES[@]} older one(s), $INTERLEAVED_RUNS runs each, interleaved"
     interleave baseline "${P9[@]}"
