@@ -451,15 +451,17 @@ fi
 # recipient maps, each with a canary), differing only in smtpd_recipient_restrictions: none, the policy with
 # --policy-cache 0, the policy with its default cache. The RCPT round trip of valid recipients, in rounds
 # over the three (the order rotating), directory up, then down.
+# One copy of the binary per variant, so that each variant's policy processes can be told apart (their CPU time).
 POLICY_BIN=$PWORK/ldap-health-check
-install -m 0755 "$OURS" "$POLICY_BIN"
+for b in "$POLICY_BIN" "$PWORK/policy-cache0" "$PWORK/policy-cache"; do install -m 0755 "$OURS" "$b"; done
 runuser -u "$POLICY_USER" -- test -x "$POLICY_BIN" || die "$POLICY_USER cannot run $POLICY_BIN"
 VARIANTS=(none cache0 cache)
 declare -A POLICY_ARGS=([none]='' [cache0]='--policy-cache 0' [cache]='')
 declare -A PORT
 # Postfix slows a client down after smtpd_soft_error_limit (10) errors and drops it after the hard limit (20):
-# with the directory down, every RCPT is an error (451). Lifted for all three alike.
-PF_ERRORS=$'smtpd_soft_error_limit = 1000000\nsmtpd_hard_error_limit = 1000000'
+# with the directory down, every RCPT is an error (451). Lifted for all three alike; and max_use (100 sessions)
+# raised, so that one smtpd process (and one policy process) serves every session of the run.
+PF_ERRORS=$'smtpd_soft_error_limit = 1000000\nsmtpd_hard_error_limit = 1000000\nmax_use = 100000'
 start_postfix() { # VARIANT
     local v=$1 dir=$PWORK/pf-$1
     POSTFIXES+=("$dir")
@@ -467,7 +469,7 @@ start_postfix() { # VARIANT
         PF_MAIN_EXTRA="$PF_ERRORS"$'\nsmtpd_recipient_restrictions =' \
             tests/policy/postfix-instance.sh start "$dir" "$MAIN" >/dev/null || die "cannot start Postfix ($v)"
     else
-        PF_POLICY_USER=$POLICY_USER PF_POLICY_ARGV="$POLICY_BIN --policy ${POLICY_ARGS[$v]}" \
+        PF_POLICY_USER=$POLICY_USER PF_POLICY_ARGV="$PWORK/policy-$v --policy ${POLICY_ARGS[$v]}" \
             PF_MAIN_EXTRA="$PF_ERRORS" \
             tests/policy/postfix-instance.sh start "$dir" "$MAIN" >/dev/null || die "cannot start Postfix ($v)"
     fi
@@ -478,15 +480,29 @@ for ((i = 2; i <= 51; i++)); do RCPTS+=("$(printf 'user%04d@example.com' "$i")")
 probe() { # VARIANT SESSIONS: SESSIONS sessions of the 50 RCPTs; one line per RCPT on stdout
     tests/policy/smtp-probe.py --sessions "$2" "${PORT[$1]}" "${RCPTS[@]}"
 }
+# The CPU time (ms) the policy processes of VARIANT have used so far (the scheduler's sum_exec_runtime: precise,
+# and blind to the time spent waiting for a CPU on the shared machine).
+policy_cpu() { # VARIANT
+    local p total=0
+    for p in $(pgrep -f "^$PWORK/policy-$1 --policy"); do
+        total=$(awk -v t="$total" '/^se.sum_exec_runtime/ { t += $3 } END { print t }' "/proc/$p/sched")
+    done
+    echo "$total"
+}
 # Rounds of PHASE (up|down): one session to each variant per round, the order rotating; raw lines in
-# policy/PHASE-V-rN.tsv.
+# policy/PHASE-V-rN.tsv; the policies' CPU time over the rounds in policy/cpu.txt ("PHASE VARIANT ms").
 policy_rounds() { # PHASE
     local r j v
+    declare -A cpu0
+    for v in cache0 cache; do cpu0[$v]=$(policy_cpu "$v"); done
     for ((r = 1; r <= POLICY_ROUNDS; r++)); do
         for ((j = 0; j < ${#VARIANTS[@]}; j++)); do
             v=${VARIANTS[(r + j) % ${#VARIANTS[@]}]}
             probe "$v" 1 > "$WORK/policy/$1-$v-r$r.tsv" || die "policy $1 $v: the SMTP probe failed"
         done
+    done
+    for v in cache0 cache; do
+        echo "$1 $v $(awk -v a="${cpu0[$v]}" -v b="$(policy_cpu "$v")" 'BEGIN { print b - a }')" >> "$WORK/policy/cpu.txt"
     done
 }
 # The policy must have answered every request: smtpd logs it when it had to fall back on default_action.
