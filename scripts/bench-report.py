@@ -390,6 +390,18 @@ for line in open(f"{work}/policy/cpu.txt"):
     POLICY_CPU[(phase, v)] = float(cpu_ms)
 
 
+STEAL = {}
+for line in open(f"{work}/policy/steal.txt"):
+    phase, ticks, secs = line.split()
+    STEAL[phase] = (int(ticks) * 10, float(secs))
+
+
+def steal_note(phase):
+    ms_, secs = STEAL[phase]
+    w(f"The rounds took {secs:.1f} s; meanwhile the hypervisor ran other work on this machine's CPUs for {ms_} ms")
+    w("(/proc/stat steal).")
+
+
 def policy_table(phase, expect):
     w("| smtpd_recipient_restrictions | RCPTs | replies | median | p90 | p99 | added: median (95 %) | p90 | p99 (95 %) |"
       " policy CPU per RCPT |")
@@ -438,9 +450,13 @@ w("### Directory up (every RCPT 250)")
 w("")
 up = policy_table("up", "250")
 w("")
+steal_note("up")
+w("")
 w("### Directory down (slapd stopped: Postfix answers 451 4.3.0; the policy DUNNO)")
 w("")
 down = policy_table("down", "451")
+w("")
+steal_note("down")
 for v, label in VARIANTS[1:]:
     med, p99, lo, hi = down[v]
     summary.append((f"policy, directory down, {label.replace('`', '')}: adds < 5 ms at p99",
