@@ -482,9 +482,10 @@ probe() { # VARIANT SESSIONS: SESSIONS sessions of the 50 RCPTs; one line per RC
 }
 # The CPU time (ms) the policy processes of VARIANT have used so far (the scheduler's sum_exec_runtime: precise,
 # and blind to the time spent waiting for a CPU on the shared machine).
-policy_cpu() { # VARIANT
+policy_cpu() { # VARIANT; "nan" where the kernel has no /proc/PID/sched (CONFIG_SCHED_DEBUG)
     local p total=0
     for p in $(pgrep -f "^$PWORK/policy-$1 --policy"); do
+        [ -r "/proc/$p/sched" ] || { total=nan; break; }
         total=$(awk -v t="$total" '/^se.sum_exec_runtime/ { t += $3 } END { print t }' "/proc/$p/sched")
     done
     echo "$total"
