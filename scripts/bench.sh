@@ -16,23 +16,23 @@
 #   6. the presence check (issue 13) and a canary: --once with and without each;
 #   7. a map with 2 servers (replica freshness: contextCSN read on both; their certificates with ldaps) vs 1;
 #   8. LDAP operations per --once for the maps of 6 and 7, counted at slapd (cn=monitor);
-#   9. with BENCH_BASELINE=BIN...: older builds against this one on the maps of 6 and 7 (optional);
+#   9. with BENCH_BASELINE=BIN...: older builds against this one on the maps of 6 and 7, and in 1 (optional);
 #  10. the policy service (issue 12) in a private Postfix (tests/policy/postfix-instance.sh, spawn(8)): the
 #      RCPT round trip of a valid recipient without a policy, with `--policy --policy-cache 0` and with the
 #      default cache, directory up and down (slapd stopped: Postfix answers 451); the policy's start-up; the
 #      LDAP operations per RCPT at slapd.
 # Comparisons are interleaved (the machine is shared): 1 in rounds of hyperfine, 6, 7 and 9 one run of each
 # command in turn (scripts/bench-interleave.py: wall and CPU time of every run), 10 in rounds of SMTP sessions;
-# the report gives medians, percentiles, ratios. Writes docs/benchmarks.md (Markdown, by scripts/bench-report.py) and prints it.
-# Leaves nothing running (trap).
+# the report gives medians, percentiles, ratios. Writes docs/benchmarks.md (Markdown, by
+# scripts/bench-report.py) and prints it. Leaves nothing running (trap).
 #
-# Tunables (environment): BENCH_RUNS (200: runs of each command in 1, in BENCH_ROUNDS rounds),
-# BENCH_ROUNDS (10), BENCH_INTERLEAVED_RUNS (300: runs of each command in 6, 7 and 9), BENCH_HUNG_RUNS (5),
-# BENCH_RSS_RUNS (10), BENCH_LOOP_CHECKS (10000), BENCH_OPS_CHECKS (20: --once runs per count in 8),
-# BENCH_POLICY_ROUNDS (80: SMTP sessions of 50 RCPTs per variant, one of each in turn), BENCH_KEEP (1: keep the
-# raw results, target/bench.*),
-# BENCH_BASELINE (older builds, space-separated, each PATH or LABEL=PATH; empty: no section 9),
-# BENCH_OUT (docs/benchmarks.md).
+# Tunables (environment): BENCH_RUNS (200: runs of each command in 1, in BENCH_ROUNDS rounds), BENCH_ROUNDS (10),
+# BENCH_INTERLEAVED_RUNS (300: runs of each command in 6, 7 and 9), BENCH_HUNG_RUNS (5), BENCH_RSS_RUNS (10),
+# BENCH_LOOP_CHECKS (10000), BENCH_OPS_CHECKS (20: --once runs per count in 8), BENCH_POLICY_ROUNDS (80: SMTP
+# sessions of 50 RCPTs per variant, one of each in turn), BENCH_KEEP (1: keep the raw results, target/bench.*),
+# BENCH_BASELINE (older builds, space-separated, each PATH or LABEL=PATH; empty: no section 9), BENCH_OUT
+# (docs/benchmarks.md). The policy's Postfix instances and binary copies live in a mktemp -d under $TMPDIR
+# (default /tmp): spawn(8) runs the policy as nobody, who must reach them.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
