@@ -3,19 +3,36 @@
 #
 #   scripts/bench.sh [BIN]        (default target/release/ldap-health-check, built if missing)
 #
-# Measures (hyperfine -N, /usr/bin/time -f %M, /proc/PID/status):
-#   1. bind as the service account + one base search, plain / STARTTLS / ldaps: our --once vs `ldapsearch`
-#      and `check_ldap -3` (monitoring-plugins), median wall time and ratios;
+# Measures (hyperfine -N, /usr/bin/time -f %M, /proc/PID/status, slapd's cn=monitor, a real Postfix):
+#   1. bind as the service account + one search, plain / STARTTLS / ldaps: our --once (as installed: the
+#      presence check; and with `health_check_presence = no`: one base search, the peers' work) vs
+#      `ldapsearch` and `check_ldap -3` (monitoring-plugins), median wall time and ratios;
 #   2. peak RSS of each of those;
 #   3. time to a verdict with a hung (SIGSTOPped) slapd in each transport, one deadline of DEADLINE s:
 #      ours vs `check_ldap -t`, `ldapsearch` (nettimeout + LDAPTIMEOUT) and `postmap` (timeout = DEADLINE),
 #      the last two bounded with timeout(1) because they may hang;
 #   4. 1 vs 8 hung servers in one map;
-#   5. loop-mode RSS over LOOP_CHECKS checks (--interval 1ms), plain and ldaps.
-# Writes docs/benchmarks.md (Markdown) and prints it. Leaves nothing running (trap).
+#   5. loop-mode RSS over LOOP_CHECKS checks (--interval 1ms), plain and ldaps;
+#   6. the presence check (issue 13) and a canary: --once with and without each;
+#   7. a map with 2 servers (replica freshness: contextCSN read on both; their certificates with ldaps) vs 1;
+#   8. LDAP operations per --once for the maps of 6 and 7, counted at slapd (cn=monitor);
+#   9. with BENCH_BASELINE=BIN...: older builds against this one on the maps of 6 and 7, and in 1 (optional);
+#  10. the policy service (issue 12) in a private Postfix (tests/policy/postfix-instance.sh, spawn(8)): the
+#      RCPT round trip of a valid recipient without a policy, with `--policy --policy-cache 0` and with the
+#      default cache, directory up and down (slapd stopped: Postfix answers 451); the policy's start-up; the
+#      LDAP operations per RCPT at slapd.
+# Comparisons are interleaved (the machine is shared): 1 in rounds of hyperfine, 6, 7 and 9 one run of each
+# command in turn (scripts/bench-interleave.py: wall and CPU time of every run), 10 in rounds of SMTP sessions;
+# the report gives medians, percentiles, ratios. Writes docs/benchmarks.md (Markdown, by
+# scripts/bench-report.py) and prints it. Leaves nothing running (trap).
 #
-# Tunables (environment): BENCH_RUNS (200), BENCH_HUNG_RUNS (5), BENCH_RSS_RUNS (10),
-# BENCH_LOOP_CHECKS (10000), BENCH_OUT (docs/benchmarks.md).
+# Tunables (environment): BENCH_RUNS (200: runs of each command in 1, in BENCH_ROUNDS rounds), BENCH_ROUNDS (10),
+# BENCH_INTERLEAVED_RUNS (300: runs of each command in 6, 7 and 9), BENCH_HUNG_RUNS (5), BENCH_RSS_RUNS (10),
+# BENCH_LOOP_CHECKS (10000), BENCH_OPS_CHECKS (20: --once runs per count in 8), BENCH_POLICY_ROUNDS (80: SMTP
+# sessions of 50 RCPTs per variant, one of each in turn), BENCH_KEEP (1: keep the raw results, target/bench.*),
+# BENCH_BASELINE (older builds, space-separated, each PATH or LABEL=PATH; empty: no section 9), BENCH_OUT
+# (docs/benchmarks.md). The policy's Postfix instances and binary copies live in a mktemp -d under $TMPDIR
+# (default /tmp): spawn(8) runs the policy as nobody, who must reach them.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -23,6 +40,11 @@ ROOT=$PWD
 
 BIN=${1:-target/release/ldap-health-check}
 RUNS=${BENCH_RUNS:-200}
+ROUNDS=${BENCH_ROUNDS:-10}
+INTERLEAVED_RUNS=${BENCH_INTERLEAVED_RUNS:-300}
+OPS_CHECKS=${BENCH_OPS_CHECKS:-20}
+POLICY_ROUNDS=${BENCH_POLICY_ROUNDS:-80}
+read -r -a BASELINES <<< "${BENCH_BASELINE:-}"
 HUNG_RUNS=${BENCH_HUNG_RUNS:-5}
 RSS_RUNS=${BENCH_RSS_RUNS:-10}
 LOOP_CHECKS=${BENCH_LOOP_CHECKS:-10000}
@@ -33,11 +55,15 @@ LOOP_BOUND=120
 CHECK_LDAP=/usr/lib/nagios/plugins/check_ldap
 BASE=ou=people,dc=example,dc=com
 HUNG_SERVERS=8
+# Both servers of the 2-server maps hold this contextCSN (equal data: what a healthy pair looks like).
+CONTEXT_CSN='20261201000000.000000Z#000000#000#000000'
+POLICY_USER=nobody # spawn(8) runs the policy as this user (it refuses root and postfix)
 
 die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
 
-for tool in hyperfine /usr/bin/time ldapsearch "$CHECK_LDAP" /usr/sbin/postmap slapd python3 timeout; do
+for tool in hyperfine /usr/bin/time ldapsearch ldapmodify "$CHECK_LDAP" /usr/sbin/postmap /usr/sbin/postfix slapd \
+    python3 timeout runuser; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "$tool" ] || die "$tool is missing: run 'make bench' (installs BENCH_DEPS)"
 done
 
@@ -48,7 +74,12 @@ fi
 
 mkdir -p target
 WORK=$(mktemp -d "$ROOT/target/bench.XXXXXX")
+# The policy runs as $POLICY_USER: its binary and the Postfix instances live where that user can reach them
+# (the checkout may be under a private home).
+PWORK=$(mktemp -d "${TMPDIR:-/tmp}/lhc-bench.XXXXXX")
+chmod 0755 "$PWORK"
 SLAPDS=()
+POSTFIXES=()
 LOOP_PID=
 CHILD=
 cleanup() {
@@ -56,8 +87,10 @@ cleanup() {
     trap - EXIT INT TERM
     if [ -n "$CHILD" ]; then kill "$CHILD" 2>/dev/null || :; wait "$CHILD" 2>/dev/null || :; fi
     if [ -n "$LOOP_PID" ]; then kill "$LOOP_PID" 2>/dev/null || :; wait "$LOOP_PID" 2>/dev/null || :; fi
+    for d in "${POSTFIXES[@]}"; do tests/policy/postfix-instance.sh stop "$d" >/dev/null 2>&1 || :; done
     for d in "${SLAPDS[@]}"; do tests/fixtures/slapd.sh stop "$d" >/dev/null 2>&1 || :; done
-    rm -rf "$WORK"
+    if [ "${BENCH_KEEP:-}" = 1 ]; then say "raw results kept in $WORK"; else rm -rf "$WORK"; fi
+    rm -rf "$PWORK"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -75,6 +108,18 @@ run_bg() {
 # A private copy: other builds may replace target/release while we measure.
 OURS=$WORK/ldap-health-check
 cp "$BIN" "$OURS"
+# Older builds (BENCH_BASELINE: PATH or LABEL=PATH each), copied too: "this" first, then theirs.
+LABELS=(this)
+BUILDS=("$OURS")
+echo "this $OURS $("$OURS" --version)" > "$WORK/baselines.txt"
+for b in "${BASELINES[@]}"; do
+    case $b in *=*) label=${b%%=*} b=${b#*=} ;; *) label=build${#BUILDS[@]} ;; esac
+    [ -x "$b" ] || die "BENCH_BASELINE: $b is not an executable"
+    cp "$b" "$WORK/build${#BUILDS[@]}"
+    LABELS+=("$label")
+    BUILDS+=("$WORK/build${#BUILDS[@]}")
+    echo "$label $b $("$b" --version)" >> "$WORK/baselines.txt"
+done
 
 # libldap: ignore /etc/ldap/ldap.conf and ~/.ldaprc, trust the fixture's CA (set below).
 export LDAPCONF=/dev/null LDAPRC=/nonexistent-ldaprc
@@ -115,28 +160,102 @@ check_ldap_cmd() {
     esac
     echo "$CHECK_LDAP -3 ${flags}-H 127.0.0.1 -p $port -D $SERVICE_DN -P $SERVICE_PW -b $BASE"
 }
-# Our map for one transport on slapd DIR; prints its path.
+# Our map for one transport on slapd DIR (or the slapds "DIR DIR2": one server_host entry each); prints its
+# path. $4: more lines (printf %b).
 our_map() {
-    local d=$1 t=$2 name=$3 ca
-    ca=$(envof "$d" CA_FILE)
+    local dirs=$1 t=$2 name=$3 more=${4:-} ca d hosts=''
+    ca=$(envof "${dirs%% *}" CA_FILE)
+    for d in $dirs; do
+        case $t in
+            plain | starttls) hosts+=" $(envof "$d" LDAP_URL)" ;;
+            ldaps) hosts+=" $(envof "$d" LDAPS_URL)" ;;
+            ldapi) hosts+=" $(envof "$d" LDAPI_URL)" ;;
+        esac
+    done
     case $t in
-        plain) write_map "$name" "$(envof "$d" LDAP_URL)" ;;
-        starttls) write_map "$name" "$(envof "$d" LDAP_URL)" "start_tls = yes\ntls_ca_cert_file = $ca\ntls_require_cert = yes\n" ;;
-        ldaps) write_map "$name" "$(envof "$d" LDAPS_URL)" "tls_ca_cert_file = $ca\ntls_require_cert = yes\n" ;;
-        ldapi) write_map "$name" "$(envof "$d" LDAPI_URL)" "bind = sasl\nsasl_mechs = EXTERNAL\n" ;;
+        plain) write_map "$name" "${hosts# }" "$more" ;;
+        starttls) write_map "$name" "${hosts# }" "start_tls = yes\ntls_ca_cert_file = $ca\ntls_require_cert = yes\n$more" ;;
+        ldaps) write_map "$name" "${hosts# }" "tls_ca_cert_file = $ca\ntls_require_cert = yes\n$more" ;;
+        ldapi) write_map "$name" "${hosts# }" "bind = sasl\nsasl_mechs = EXTERNAL\n$more" ;;
     esac
     echo "$WORK/$name"
 }
+NO_PRESENCE='health_check_presence = no\n'
+CANARY='health_check_key = user0001@example.com\n'
 
 expect_ok() { # command...: must exit 0 (the peers must really do the work)
     local out
     out=$("$@" 2>&1 >/dev/null) || die "sanity check failed: $*: $out"
 }
 
+# Interleaved rounds: `rounds NAME RUNS -n name cmd -n name cmd ...` runs hyperfine ROUNDS times, each
+# command RUNS times per round (after 3 warm-ups), so that a busy spell of the shared machine hits every
+# command alike; the report pools the runs of NAME.r*.json.
+rounds() {
+    local name=$1 runs=$2 r
+    shift 2
+    for ((r = 1; r <= ROUNDS; r++)); do
+        run_bg hyperfine -N --warmup 3 --runs "$runs" --style none --export-json "$WORK/$name.r$r.json" "$@" >/dev/null
+    done
+}
+# Finer: `interleave NAME -n name cmd ...`: one run of each command in turn, INTERLEAVED_RUNS times, wall and CPU
+# time of every run (NAME.json).
+interleave() {
+    local name=$1
+    shift
+    run_bg scripts/bench-interleave.py "$WORK/$name.json" "$INTERLEAVED_RUNS" "$@"
+}
+
+# slapd's operation counters (cn=monitor, a static backend of Debian's slapd): the monitor database, readable
+# by root over ldapi only, added to the running fixture in DIR.
+enable_monitor() { # DIR
+    ldapmodify -Q -Y EXTERNAL -H "$(envof "$1" LDAPI_URL)" >/dev/null <<EOF || die "cannot add cn=monitor to $1"
+dn: olcDatabase=monitor,cn=config
+changetype: add
+objectClass: olcDatabaseConfig
+olcDatabase: monitor
+olcAccess: to * by dn.exact=gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth read by * none
+EOF
+}
+# The operations the slapds DIR... have completed, summed, on one line: bind=N search=N
+# abandon=N unbind=N extended=N ... connections=N. (Each reading is itself 1 connection, bind, search and
+# unbind: the report subtracts the "idle" count.)
+op_counts() { # DIR...
+    local d
+    for d in "$@"; do
+        ldapsearch -LLL -Q -o ldif-wrap=no -Y EXTERNAL -H "$(envof "$d" LDAPI_URL)" -b cn=Monitor \
+            '(|(objectClass=monitorOperation)(cn=Total))' monitorOpCompleted monitorCounter ||
+            die "cannot read cn=monitor of $d"
+    done | awk '
+        /^dn: / { dn = substr($0, 5); split(dn, rdn, ","); sub(/^cn=/, "", rdn[1]); next }
+        /^monitorOpCompleted: / { n[tolower(rdn[1])] += $2 }
+        /^monitorCounter: / && dn == "cn=Total,cn=Connections,cn=Monitor" { n["connections"] += $2 }
+        END { for (k in n) printf "%s=%d ", k, n[k]; print "" }'
+}
+# count_ops LABEL UNITS DIR... -- COMMAND...: run COMMAND once (it makes UNITS checks or RCPTs) and record the
+# operations it made at the slapds DIR... in ops.txt: "LABEL UNITS SECONDS | before | after".
+count_ops() {
+    local label=$1 units=$2 dirs=() before after t0 t1
+    shift 2
+    while [ "$1" != -- ]; do dirs+=("$1"); shift; done
+    shift
+    before=$(op_counts "${dirs[@]}")
+    t0=$EPOCHREALTIME
+    "$@" >/dev/null 2>&1 || die "$label: $* failed"
+    t1=$EPOCHREALTIME
+    after=$(op_counts "${dirs[@]}")
+    echo "$label $units $(awk "BEGIN { print $t1 - $t0 }") | $before| $after" >> "$WORK/ops.txt"
+}
+repeat() { # N COMMAND...: run COMMAND N times; fail at the first failure
+    local n=$1 i
+    shift
+    for ((i = 0; i < n; i++)); do "$@" || return 1; done
+}
+
 # ------------------------------------------------------------------------------------------------------
 say "starting the fixture slapd"
 MAIN=$WORK/slapd
-start_slapd "$MAIN"
+SLAPD_CONTEXT_CSN=$CONTEXT_CSN start_slapd "$MAIN"
 SERVICE_DN=$(envof "$MAIN" SERVICE_DN)
 SERVICE_PW=$(envof "$MAIN" SERVICE_PW)
 export LDAPTLS_CACERT
@@ -145,19 +264,23 @@ LDAPTLS_CACERT=$(envof "$MAIN" CA_FILE)
 TRANSPORTS=(plain starttls ldaps)
 ARGS=()
 for t in "${TRANSPORTS[@]}"; do
-    m=$(our_map "$MAIN" "$t" "$t.cf")
-    ours="$OURS --once -f $m"
+    ours="$OURS --once -f $(our_map "$MAIN" "$t" "$t.cf")"
+    base="$OURS --once -f $(our_map "$MAIN" "$t" "$t-nopresence.cf" "$NO_PRESENCE")"
     ls=$(ldapsearch_cmd "$MAIN" "$t")
     cl=$(check_ldap_cmd "$MAIN" "$t")
     # shellcheck disable=SC2086
-    { expect_ok $ours; expect_ok $ls; expect_ok $cl; }
-    ARGS+=(-n "ours/$t" "$ours" -n "ldapsearch/$t" "$ls" -n "check_ldap/$t" "$cl")
+    { expect_ok $ours; expect_ok $base; expect_ok $ls; expect_ok $cl; }
+    ARGS+=(-n "ours/$t" "$ours" -n "ours-nopresence/$t" "$base" -n "ldapsearch/$t" "$ls" -n "check_ldap/$t" "$cl")
+    for ((k = 1; k < ${#BUILDS[@]}; k++)); do # the older builds on the map without the presence check
+        expect_ok "${BUILDS[k]}" --once -f "$WORK/$t-nopresence.cf"
+        ARGS+=(-n "${LABELS[k]}/$t" "${BUILDS[k]} --once -f $WORK/$t-nopresence.cf")
+    done
 done
 
-say "1/5 bind + base search, ${RUNS} runs each (hyperfine)"
-run_bg hyperfine -N --warmup 10 --runs "$RUNS" --style none --export-json "$WORK/happy.json" "${ARGS[@]}" >/dev/null
+say "1/10 bind + one search, ${RUNS} runs each in $ROUNDS rounds (hyperfine)"
+rounds happy $(((RUNS + ROUNDS - 1) / ROUNDS)) "${ARGS[@]}"
 
-say "2/5 peak RSS, ${RSS_RUNS} runs each (/usr/bin/time -f %M)"
+say "2/10 peak RSS, ${RSS_RUNS} runs each (/usr/bin/time -f %M)"
 : > "$WORK/rss.txt"
 for ((i = 0; i < ${#ARGS[@]}; i += 3)); do
     name=${ARGS[i + 1]} cmd=${ARGS[i + 2]}
@@ -168,7 +291,7 @@ for ((i = 0; i < ${#ARGS[@]}; i += 3)); do
 done
 
 # ------------------------------------------------------------------------------------------------------
-say "3/5 hung servers: starting $HUNG_SERVERS small slapds"
+say "3/10 hung servers: starting $HUNG_SERVERS small slapds"
 HUNG=()
 for ((i = 1; i <= HUNG_SERVERS; i++)); do HUNG+=("$WORK/hung$i"); done
 SLAPDS+=("${HUNG[@]}")
@@ -206,10 +329,10 @@ HMANY=(-n "ours/1 hung" "$OURS --once -t $DEADLINE -f $WORK/hung-1.cf"
     -n "ours/$HUNG_SERVERS hung" "$OURS --once -t $DEADLINE -f $WORK/hung-$HUNG_SERVERS.cf")
 
 for d in "${HUNG[@]}"; do kill -STOP "$(envof "$d" SLAPD_PID)"; done
-say "3/5 time to verdict, hung server, deadline ${DEADLINE} s (peers that hang are killed at ${BOUND} s)"
+say "3/10 time to verdict, hung server, deadline ${DEADLINE} s (peers that hang are killed at ${BOUND} s)"
 run_bg hyperfine -N -i --runs "$HUNG_RUNS" --style none --export-json "$WORK/hung.json" "${HFAST[@]}" >/dev/null 2>&1
 run_bg hyperfine -N -i --runs 1 --style none --export-json "$WORK/hung-peers.json" "${HSLOW[@]}" >/dev/null 2>&1
-say "4/5 1 vs $HUNG_SERVERS hung servers in one map"
+say "4/10 1 vs $HUNG_SERVERS hung servers in one map"
 run_bg hyperfine -N -i --runs "$HUNG_RUNS" --style none --export-json "$WORK/hung-n.json" "${HMANY[@]}" >/dev/null 2>&1
 for d in "${HUNG[@]}"; do tests/fixtures/slapd.sh stop "$d" >/dev/null 2>&1 || :; done
 
@@ -243,9 +366,202 @@ loop_rss() { # transport
 }
 : > "$WORK/loop.txt"
 for t in plain ldaps; do
-    say "5/5 loop mode, $t, $LOOP_CHECKS checks"
+    say "5/10 loop mode, $t, $LOOP_CHECKS checks"
     loop_rss "$t"
 done
+
+# ------------------------------------------------------------------------------------------------------
+# 6. What the presence check (issue 13) and a canary add to a --once: the same map with and without each.
+LDAPTLS_CACERT=$(envof "$MAIN" CA_FILE)
+CANARY_MAP=$(our_map "$MAIN" plain plain-canary.cf "$CANARY")
+CANARY_ONLY_MAP=$(our_map "$MAIN" plain plain-nopresence-canary.cf "$NO_PRESENCE$CANARY")
+ONCE=( # name map: the --once commands of 6, 7 and 8 (and 9 with baselines)
+    "plain/presence" "$WORK/plain.cf"
+    "plain/no presence" "$WORK/plain-nopresence.cf"
+    "plain/presence + canary" "$CANARY_MAP"
+    "plain/no presence + canary" "$CANARY_ONLY_MAP"
+    "ldaps/presence" "$WORK/ldaps.cf"
+    "ldaps/no presence" "$WORK/ldaps-nopresence.cf"
+)
+P6=(-n "floor: /bin/true" /bin/true) # what starting any process costs on this machine
+for ((i = 0; i < ${#ONCE[@]}; i += 2)); do
+    expect_ok "$OURS" --once -f "${ONCE[i + 1]}"
+    P6+=(-n "${ONCE[i]}" "$OURS --once -f ${ONCE[i + 1]}")
+done
+say "6/10 presence check and canary, $INTERLEAVED_RUNS runs each, interleaved"
+interleave presence "${P6[@]}"
+
+# ------------------------------------------------------------------------------------------------------
+# 7. Maps with 2 servers: a second fixture slapd with the same CA and the same contextCSN (a healthy pair);
+# the check reads both servers' contextCSN (and, with ldaps, both certificates) where 1 server needs neither.
+say "7/10 starting a second slapd (the standby of the 2-server maps)"
+REPL=$WORK/slapd2
+SLAPD_CONTEXT_CSN=$CONTEXT_CSN SLAPD_CA_FROM=$MAIN start_slapd "$REPL"
+ONCE+=(
+    "plain/2 servers" "$(our_map "$MAIN $REPL" plain plain-2.cf)"
+    "ldaps/2 servers" "$(our_map "$MAIN $REPL" ldaps ldaps-2.cf)"
+    "plain/2 servers, no presence" "$(our_map "$MAIN $REPL" plain plain-2-nopresence.cf "$NO_PRESENCE")"
+)
+for m in "$WORK/plain-2.cf" "$WORK/ldaps-2.cf"; do
+    # Both servers answered and their contextCSN were compared: what this section is meant to cost.
+    out=$("$OURS" --once -v -f "$m" 2>&1) || die "$m: $out"
+    [ "$(grep -c 'behind the freshest server' <<< "$out")" -eq 2 ] || die "$m: contextCSN not read on both: $out"
+done
+P7=()
+for name in "plain/presence" "plain/2 servers" "ldaps/presence" "ldaps/2 servers"; do
+    for ((i = 0; i < ${#ONCE[@]}; i += 2)); do
+        [ "${ONCE[i]}" = "$name" ] && P7+=(-n "$name" "$OURS --once -f ${ONCE[i + 1]}")
+    done
+done
+say "7/10 1 vs 2 servers, $INTERLEAVED_RUNS runs each, interleaved"
+interleave servers "${P7[@]}"
+
+# ------------------------------------------------------------------------------------------------------
+# 8. LDAP operations per --once, counted at both slapds; ldapsearch (bind + base search) for reference.
+say "8/10 LDAP operations per check (cn=monitor), $OPS_CHECKS checks each"
+enable_monitor "$MAIN"
+enable_monitor "$REPL"
+: > "$WORK/ops.txt"
+count_ops idle 1 "$MAIN" "$REPL" -- true
+for ((i = 0; i < ${#ONCE[@]}; i += 2)); do
+    count_ops "once:${ONCE[i]// /_}" "$OPS_CHECKS" "$MAIN" "$REPL" -- \
+        repeat "$OPS_CHECKS" "$OURS" --once -f "${ONCE[i + 1]}"
+done
+# shellcheck disable=SC2046 # the command line's words
+count_ops "once:ldapsearch/plain" "$OPS_CHECKS" "$MAIN" "$REPL" -- \
+    repeat "$OPS_CHECKS" $(ldapsearch_cmd "$MAIN" plain)
+
+# ------------------------------------------------------------------------------------------------------
+# 9. Optional: older builds (BENCH_BASELINE) against this one, on the maps of 6 and 7, interleaved.
+if [ ${#BUILDS[@]} -gt 1 ]; then
+    P9=()
+    for ((k = 0; k < ${#BUILDS[@]}; k++)); do
+        for ((i = 0; i < ${#ONCE[@]}; i += 2)); do
+            case ${ONCE[i]} in *canary*) continue ;; esac
+            expect_ok "${BUILDS[k]}" --once -f "${ONCE[i + 1]}"
+            P9+=(-n "${LABELS[k]} ${ONCE[i]}" "${BUILDS[k]} --once -f ${ONCE[i + 1]}")
+        done
+    done
+    say "9/10 this build vs ${#BASELINES[@]} older one(s), $INTERLEAVED_RUNS runs each, interleaved"
+    interleave baseline "${P9[@]}"
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# 10. The policy service in a real Postfix: three private instances on the same slapd, the same maps (four
+# recipient maps, each with a canary), differing only in smtpd_recipient_restrictions: none, the policy with
+# --policy-cache 0, the policy with its default cache. The RCPT round trip of valid recipients, in rounds
+# over the three (the order rotating), directory up, then down.
+# One copy of the binary per variant, so that each variant's policy processes can be told apart (their CPU time).
+POLICY_BIN=$PWORK/ldap-health-check
+for b in "$POLICY_BIN" "$PWORK/policy-cache0" "$PWORK/policy-cache"; do install -m 0755 "$OURS" "$b"; done
+runuser -u "$POLICY_USER" -- test -x "$POLICY_BIN" || die "$POLICY_USER cannot run $POLICY_BIN"
+VARIANTS=(none cache0 cache)
+declare -A POLICY_ARGS=([none]='' [cache0]='--policy-cache 0' [cache]='')
+declare -A PORT
+# Postfix slows a client down after smtpd_soft_error_limit (10) errors and drops it after the hard limit (20):
+# with the directory down, every RCPT is an error (451). Lifted for all three alike; and max_use (100 sessions)
+# raised, so that one smtpd process (and one policy process) serves every session of the run.
+PF_ERRORS=$'smtpd_soft_error_limit = 1000000\nsmtpd_hard_error_limit = 1000000\nmax_use = 100000'
+start_postfix() { # VARIANT
+    local v=$1 dir=$PWORK/pf-$1
+    POSTFIXES+=("$dir")
+    if [ "$v" = none ]; then
+        PF_MAIN_EXTRA="$PF_ERRORS"$'\nsmtpd_recipient_restrictions =' \
+            tests/policy/postfix-instance.sh start "$dir" "$MAIN" >/dev/null || die "cannot start Postfix ($v)"
+    else
+        PF_POLICY_USER=$POLICY_USER PF_POLICY_ARGV="$PWORK/policy-$v --policy ${POLICY_ARGS[$v]}" \
+            PF_MAIN_EXTRA="$PF_ERRORS" \
+            tests/policy/postfix-instance.sh start "$dir" "$MAIN" >/dev/null || die "cannot start Postfix ($v)"
+    fi
+    PORT[$v]=$(envof "$dir" SMTP_PORT)
+}
+RCPTS=()
+for ((i = 2; i <= 51; i++)); do RCPTS+=("$(printf 'user%04d@example.com' "$i")"); done
+probe() { # VARIANT SESSIONS: SESSIONS sessions of the 50 RCPTs; one line per RCPT on stdout
+    tests/policy/smtp-probe.py --sessions "$2" "${PORT[$1]}" "${RCPTS[@]}"
+}
+# The CPU time (ms) the policy processes of VARIANT have used so far (the scheduler's sum_exec_runtime: precise,
+# and blind to the time spent waiting for a CPU on the shared machine).
+policy_cpu() { # VARIANT; "nan" where the kernel has no /proc/PID/sched (CONFIG_SCHED_DEBUG)
+    local p total=0
+    for p in $(pgrep -f "^$PWORK/policy-$1 --policy"); do
+        [ -r "/proc/$p/sched" ] || { total=nan; break; }
+        total=$(awk -v t="$total" '/^se.sum_exec_runtime/ { t += $3 } END { print t }' "/proc/$p/sched")
+    done
+    echo "$total"
+}
+# Rounds of PHASE (up|down): one session to each variant per round, the order rotating; raw lines in
+# policy/PHASE-V-rN.tsv; the policies' CPU time over the rounds in policy/cpu.txt ("PHASE VARIANT ms").
+policy_rounds() { # PHASE
+    local r j v steal0 t0
+    declare -A cpu0
+    for v in cache0 cache; do cpu0[$v]=$(policy_cpu "$v"); done
+    # Time the hypervisor gave this machine's CPUs to others (/proc/stat "steal", 1/100 s): a tail to read with it.
+    steal0=$(awk '/^cpu / { print $9 }' /proc/stat) t0=$EPOCHREALTIME
+    for ((r = 1; r <= POLICY_ROUNDS; r++)); do
+        for ((j = 0; j < ${#VARIANTS[@]}; j++)); do
+            v=${VARIANTS[(r + j) % ${#VARIANTS[@]}]}
+            probe "$v" 1 > "$WORK/policy/$1-$v-r$r.tsv" || die "policy $1 $v: the SMTP probe failed"
+        done
+    done
+    for v in cache0 cache; do
+        echo "$1 $v $(awk -v a="${cpu0[$v]}" -v b="$(policy_cpu "$v")" 'BEGIN { print b - a }')" >> "$WORK/policy/cpu.txt"
+    done
+    echo "$1 $(($(awk '/^cpu / { print $9 }' /proc/stat) - steal0)) $(awk "BEGIN { print $EPOCHREALTIME - $t0 }")" \
+        >> "$WORK/policy/steal.txt"
+}
+# The policy must have answered every request: smtpd logs it when it had to fall back on default_action.
+policy_answered() {
+    local v log
+    for v in cache0 cache; do
+        log=$PWORK/pf-$v/maillog
+        ! grep -E 'problem talking to server|bad command startup|fatal:|panic:' "$log" >&2 ||
+            die "Postfix ($v) could not use the policy (see above; $log)"
+    done
+}
+
+say "10/10 policy: three Postfix instances (no policy, --policy-cache 0, default cache)"
+mkdir -p "$WORK/policy"
+for v in "${VARIANTS[@]}"; do start_postfix "$v"; done
+out=$(runuser -u "$POLICY_USER" -- env MAIL_CONFIG="$PWORK/pf-cache0/etc" PATH=/usr/bin:/bin \
+    "$POLICY_BIN" --policy --self-test 2>&1) || die "policy --self-test (as $POLICY_USER): $out"
+for v in "${VARIANTS[@]}"; do probe "$v" 1 > /dev/null || die "Postfix ($v) does not answer"; done # warm-up
+say "10/10 policy, directory up: $POLICY_ROUNDS rounds of ${#RCPTS[@]} RCPTs per variant"
+policy_rounds up
+policy_answered
+
+say "10/10 policy: start-up to the first answer (a new smtpd process spawns a new policy)"
+python3 - "$POLICY_BIN" "$PWORK/pf-cache0/etc" 30 > "$WORK/policy/startup.txt" <<'PY'
+import subprocess, sys, time
+binary, etc, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+request = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=192.0.2.7\n"
+           b"sender=sender@example.net\nrecipient=user0002@example.com\n\n")
+env = {"MAIL_CONFIG": etc, "PATH": "/usr/bin:/bin", "LANG": "C"}  # what spawn(8) gives it
+for _ in range(n):
+    t0 = time.perf_counter()
+    p = subprocess.Popen([binary, "--policy", "--policy-cache", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=env)
+    p.stdin.write(request)
+    p.stdin.flush()
+    action, blank = p.stdout.readline(), p.stdout.readline()
+    t1 = time.perf_counter()
+    p.stdin.close()
+    p.wait()
+    assert action == b"action=DUNNO\n" and blank == b"\n", (action, blank)
+    print(f"{(t1 - t0) * 1000:.3f}")
+PY
+
+say "10/10 policy: LDAP operations per RCPT (cn=monitor)"
+count_ops idle-main 1 "$MAIN" -- true
+for v in "${VARIANTS[@]}"; do
+    count_ops "rcpt:$v" $((10 * ${#RCPTS[@]})) "$MAIN" -- probe "$v" 10
+done
+
+say "10/10 policy, directory down (slapd stopped): $POLICY_ROUNDS rounds"
+tests/fixtures/slapd.sh kill "$MAIN" >/dev/null 2>&1
+for v in "${VARIANTS[@]}"; do probe "$v" 1 > /dev/null || die "Postfix ($v) does not answer"; done # warm-up
+policy_rounds down
+policy_answered
 
 # ------------------------------------------------------------------------------------------------------
 # Versions and machine.
@@ -261,150 +577,15 @@ first_line() { "$@" 2>&1 | sed -n '1p'; }
     echo "check_ldap=$(first_line "$CHECK_LDAP" -V)"
     echo "postmap=Postfix $(/usr/sbin/postconf -c "$WORK/postfix" -h mail_version 2>/dev/null || echo '?')"
     echo "hyperfine=$(hyperfine --version)"
+    echo "rounds=$ROUNDS"
+    echo "interleaved_runs=$INTERLEAVED_RUNS"
+    echo "ops_checks=$OPS_CHECKS"
+    echo "policy_rounds=$POLICY_ROUNDS"
+    echo "policy_rcpts=${#RCPTS[@]}"
+    echo "policy_user=$POLICY_USER"
+    echo "context_csn=$CONTEXT_CSN"
 } > "$WORK/meta.txt"
 
 mkdir -p "$(dirname "$OUT")"
-python3 - "$WORK" "$OUT" "$DEADLINE" "$BOUND" "$HUNG_SERVERS" "$RUNS" "$HUNG_RUNS" "$RSS_RUNS" <<'PY'
-import json, statistics, sys
-
-work, out, deadline, bound, nhung, runs, hung_runs, rss_runs = sys.argv[1:]
-deadline, bound = float(deadline), float(bound)
-
-
-def results(name):
-    with open(f"{work}/{name}.json") as f:
-        return {r["command"]: r for r in json.load(f)["results"]}
-
-
-happy = results("happy")
-hung = results("hung") | results("hung-peers")
-hung_n = results("hung-n")
-meta = dict(line.rstrip("\n").split("=", 1) for line in open(f"{work}/meta.txt"))
-rss = {}
-for line in open(f"{work}/rss.txt"):
-    name, kb = line.split()
-    rss.setdefault(name, []).append(int(kb))
-MB = 1024 / 1e6  # /usr/bin/time reports KiB; MB here = 10^6 bytes
-
-
-def ms(r):
-    return r["median"] * 1000
-
-
-def yes(ok):
-    return "**met**" if ok else "**NOT met**"
-
-
-lines = []
-w = lines.append
-w("# Benchmarks")
-w("")
-w("Written by `make bench` (scripts/bench.sh); do not edit by hand. Every figure comes from the same run, side by")
-w("side against a throwaway slapd on loopback (tests/fixtures/slapd.sh, 3000 users). Medians from hyperfine `-N`")
-w(f"({runs} runs after 10 warm-ups for the fast cases, {hung_runs} for ours with a hung server, 1 for the peers")
-w(f"that hang); peak RSS is the median of {rss_runs} runs of `/usr/bin/time -f %M` (1 MB = 10^6 bytes). The machine")
-w("is shared and noisy (+-30 % between runs): compare the ratios, not the absolute times.")
-w("")
-w(f"- Date: {meta['date']}")
-w(f"- Machine: {meta['machine']}")
-w(f"- ldap-health-check: {meta['ours']}; {meta['rustc']}")
-w(f"- Peers: ldapsearch {meta['ldapsearch']} (libldap {meta['libldap']}), {meta['check_ldap']}, {meta['postmap']};"
-  f" slapd {meta['slapd']}; {meta['hyperfine']}")
-w("")
-w("## Bind as the service account + one base search")
-w("")
-w("Ours: `ldap-health-check --once -f MAP` (tls_require_cert = yes with the CA file for TLS). ldapsearch:")
-w("`-x [-ZZ] -H URL -D DN -w PW -b BASE -s base 1.1`. check_ldap: `-3 [-T|-S] -H 127.0.0.1 -p PORT -D DN -P PW -b BASE`.")
-w("")
-w("| transport | ours | ldapsearch | check_ldap | ours/ldapsearch | ours/check_ldap | goal | |")
-w("|---|---:|---:|---:|---:|---:|---|---|")
-goals = {"plain": 0.30, "starttls": 0.8, "ldaps": 0.8}
-summary = []
-for t, label in [("plain", "plain"), ("starttls", "STARTTLS"), ("ldaps", "ldaps")]:
-    o, l, c = happy[f"ours/{t}"], happy[f"ldapsearch/{t}"], happy[f"check_ldap/{t}"]
-    ratio = ms(o) / ms(l)
-    ok = ratio <= goals[t]
-    summary.append((f"{label}: <= {goals[t]:.2f} x ldapsearch", f"{ratio:.2f} x", ok))
-    w(f"| {label} | {ms(o):.2f} ms | {ms(l):.2f} ms | {ms(c):.2f} ms | {ratio:.2f} | {ms(o) / ms(c):.2f} |"
-      f" <= {goals[t]:.2f} x ldapsearch | {yes(ok)} |")
-w("")
-w("## Peak RSS (same commands)")
-w("")
-w("| transport | ours | ldapsearch | check_ldap | ours/ldapsearch | goal | |")
-w("|---|---:|---:|---:|---:|---|---|")
-for t, label in [("plain", "plain"), ("starttls", "STARTTLS"), ("ldaps", "ldaps")]:
-    o, l, c = (statistics.median(rss[f"{p}/{t}"]) * MB for p in ("ours", "ldapsearch", "check_ldap"))
-    goal, mark = "", ""
-    if t == "plain":
-        ok = o <= 4.5
-        goal, mark = "<= 4.5 MB", yes(ok)
-        summary.append(("peak RSS on plain <= 4.5 MB", f"{o:.2f} MB", ok))
-    w(f"| {label} | {o:.2f} MB | {l:.2f} MB | {c:.2f} MB | {o / l:.2f} | {goal} | {mark} |")
-w("")
-w(f"## Time to a verdict with a hung server (SIGSTOPped slapd), deadline {deadline:g} s")
-w("")
-w(f"Ours: `--once -t {deadline:g}`. check_ldap: `-t {deadline:g}`. ldapsearch: `-o nettimeout={deadline:g}` and")
-w(f"`LDAPTIMEOUT={deadline:g}`. postmap: `timeout = {deadline:g}` in the map. The last two run under")
-w(f"`timeout -s KILL {bound:g}`: \"hangs\" means they were killed at that bound. Goal: ours within deadline + 50 ms.")
-w("")
-w("| transport | ours | check_ldap | ldapsearch | postmap | goal | |")
-w("|---|---:|---:|---:|---:|---|---|")
-
-
-def peer(name):
-    r = hung.get(name)
-    if r is None:
-        return "-"
-    if 137 in (r.get("exit_codes") or []) or r["median"] >= bound - 0.01:
-        return f"hangs (killed at {bound:g} s)"
-    return f"{r['median']:.3f} s"
-
-
-limit = deadline + 0.050
-for t, label in [("plain", "plain"), ("starttls", "STARTTLS"), ("ldaps", "ldaps"), ("ldapi", "ldapi (EXTERNAL)")]:
-    o = hung[f"ours/{t}"]
-    ok = o["max"] <= limit
-    summary.append((f"hung {label}: verdict <= {limit:.3f} s", f"{o['median']:.3f} s (max {o['max']:.3f} s)", ok))
-    w(f"| {label} | {o['median']:.3f} s (max {o['max']:.3f}) | {peer(f'check_ldap/{t}')} | {peer(f'ldapsearch/{t}')} |"
-      f" {peer(f'postmap/{t}')} | <= {limit:.3f} s | {yes(ok)} |")
-w("")
-w(f"## 1 vs {nhung} hung servers in one map (plain, bind stalls), deadline {deadline:g} s")
-w("")
-one, many = hung_n["ours/1 hung"], hung_n[f"ours/{nhung} hung"]
-ratio = many["median"] / one["median"]
-ok = 0.9 <= ratio <= 1.1
-summary.append((f"{nhung} hung servers take as long as 1 (+-10 %)", f"{ratio:.3f} x", ok))
-w(f"| 1 server | {nhung} servers | ratio | goal | |")
-w("|---:|---:|---:|---|---|")
-w(f"| {one['median']:.3f} s | {many['median']:.3f} s | {ratio:.3f} | 0.9-1.1 | {yes(ok)} |")
-w("")
-w("## Loop mode: RSS over many checks (`--interval 1ms --debug`)")
-w("")
-w("VmRSS from /proc/PID/status after the first check, after 1,000, half-way and at the end; VmHWM is the peak.")
-w("RssAnon is the anonymous part (heap, stacks): where a leak would show. VmRSS also counts the pages of the")
-w("binary and libc that the process has touched, which may grow by a page or two when a rare code path first")
-w("runs. Goal: no growth of RssAnon over the second half of the checks.")
-w("")
-w("| transport | checks | seconds | VmRSS after check 1 | after 1,000 | half-way | end | peak |"
-  " RssAnon half-way | end | growth | |")
-w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-for line in open(f"{work}/loop.txt"):
-    t, n1, r1, n2, r2, n3, r3, a3, n4, r4, a4, hwm, secs = line.split()
-    growth = int(a4) - int(a3)
-    ok = growth <= 0
-    summary.append((f"loop mode {t}: no growth (RssAnon)",
-                    f"{growth:+d} kB over checks {int(n3):,}-{int(n4):,} (VmRSS {int(r4) - int(r3):+d} kB)", ok))
-    w(f"| {t} | {int(n4):,} | {secs} | {int(r1)} kB | {int(r2)} kB | {int(r3)} kB | {int(r4)} kB | {int(hwm)} kB |"
-      f" {int(a3)} kB | {int(a4)} kB | {growth:+d} kB | {yes(ok)} |")
-w("")
-w("## Goals")
-w("")
-w("| goal | measured | |")
-w("|---|---|---|")
-for goal, measured, ok in summary:
-    w(f"| {goal} | {measured} | {yes(ok)} |")
-w("")
-with open(out, "w") as f:
-    f.write("\n".join(lines))
-PY
+scripts/bench-report.py "$WORK" "$OUT" "$DEADLINE" "$BOUND" "$HUNG_SERVERS" "$RUNS" "$HUNG_RUNS" "$RSS_RUNS"
 cat "$OUT"

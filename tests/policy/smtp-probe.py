@@ -84,7 +84,7 @@ def session(port, rcpts, opts, out):
             if opts["stats"] is not None:
                 opts["stats"].setdefault(code, []).append(ms)
             else:
-                out.write(f"{time.time():.3f}\t{r}\t{code}\t{ms:.1f}\t{lines[-1]}\n")
+                out.write(f"{time.time():.3f}\t{r}\t{code}\t{ms:.3f}\t{lines[-1]}\n")
                 out.flush()
     finally:
         s.close()
