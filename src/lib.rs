@@ -38,6 +38,12 @@ use clap::error::ErrorKind;
 /// are caught (the release build unwinds), those of one server's probe as that server's failure.
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
+    // One malloc arena: a check's few threads (a file read, a name lookup) would each make a new one (an mmap of
+    // 128 MB reserved, page faults) for a few allocations.
+    // SAFETY: mallopt only changes a malloc parameter; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let args: Vec<OsString> = args.into_iter().collect();
     match std::panic::catch_unwind(move || run(args)) {
         Ok(code) => code,
