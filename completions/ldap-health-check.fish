@@ -12,7 +12,7 @@ complete -c ldap-health-check -l postfix-config -d 'Postfix\'s configuration dir
 complete -c ldap-health-check -l cert-warn -d 'WARNING when a TLS server\'s certificate (any server of a map, standbys included) expires within this time, or has expired while Postfix does not verify it (0: never), e.g. 21d, 2w' -r
 complete -c ldap-health-check -l cert-crit -d 'CRITICAL when a certificate Postfix verifies (tls_require_cert = yes) expires within this time (0: never; the systemd unit sets 0, so that a certificate that still works never stops Postfix)' -r
 complete -c ldap-health-check -l replica-lag -d 'WARNING when a server\'s data lags the freshest server of its map by more than this (maps with several servers; their contextCSN values compared; 0: never), e.g. 5m, 1h' -r
-complete -c ldap-health-check -l policy-cache -d 'With --policy: reuse a judgement for this long (0: judge every RCPT), e.g. 0, 500ms, 2s' -r
+complete -c ldap-health-check -l policy-cache -d 'With --policy: reuse a judgement for this long (0: judge every RCPT, no 550 window; a busy site trades a window of this length for fewer LDAP lookups), e.g. 0, 500ms, 1s' -r
 complete -c ldap-health-check -l once -d 'Check once, print the verdict and exit with its status (the Nagios plugin and systemd mode)'
 complete -c ldap-health-check -s v -l verbose -d 'Long output: one line per map and per server with each stage\'s timing or error, each canary with its value, the Postfix parameters that use each discovered map; repeat for more'
 complete -c ldap-health-check -l debug -d 'Print the old tool\'s `DEBUG: LDAP search success: dn=...` line for each successful check, and more detail'

@@ -351,7 +351,7 @@ if len(builds) > 1:
     w("")
 
 # ---- 10 ------------------------------------------------------------------------------------------------------
-VARIANTS = [("none", "no policy"), ("cache0", "`--policy --policy-cache 0`"), ("cache", "`--policy` (default cache)")]
+VARIANTS = [("none", "no policy"), ("cache0", "`--policy` (no cache, the default)"), ("cache", "`--policy --policy-cache 1s`")]
 
 
 def rcpts(phase, v):
@@ -439,7 +439,7 @@ w("the same slapd, with the same four recipient maps (virtual_mailbox_maps, virt
 w("relay_recipient_maps, local_recipient_maps; each with a canary, `health_check_key`, and the presence check)")
 w("differ only in `smtpd_recipient_restrictions`: empty; `check_policy_service { unix:private/ldap-health-check,")
 w("default_action=DUNNO }` with master.cf `ldap-health-check unix - n n - 0 spawn user=" + meta["policy_user"])
-w("argv=.../ldap-health-check --policy --policy-cache 0`; the same with the default cache (1 s). Client:")
+w("argv=.../ldap-health-check --policy` (no cache, the default); the same with `--policy-cache 1s`. Client:")
 w("tests/policy/smtp-probe.py from 127.0.0.1 (in mynetworks), sessions of 50 RCPTs of valid recipients")
 w("(user0002..user0051@example.com), the RCPT round trip timed at the client. All three have")
 w("`smtpd_soft_error_limit` and `smtpd_hard_error_limit` lifted (else Postfix slows down a client after 10")

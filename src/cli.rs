@@ -123,8 +123,9 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["once", "query", "canary", "format", "prometheus_textfile"])]
     pub policy: bool,
 
-    /// With --policy: reuse a judgement for this long (0: judge every RCPT), e.g. 0, 500ms, 2s
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_cache, requires = "policy")]
+    /// With --policy: reuse a judgement for this long (0: judge every RCPT, no 550 window; a busy site trades
+    /// a window of this length for fewer LDAP lookups), e.g. 0, 500ms, 1s
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_cache, requires = "policy")]
     pub policy_cache: Duration,
 
     /// With --policy: judge the directory once, print the answer an RCPT would get now and why, and exit

@@ -785,29 +785,23 @@ const POLICY_DROPIN: &str = "/etc/systemd/system/ldap-health-check-policy@.servi
 /// The line of main.cf the README gives.
 const POLICY_RESTRICTION: &str =
     "smtpd_recipient_restrictions = check_policy_service { unix:private/ldap-health-check, default_action=DUNNO }";
-/// The policy's default `--policy-cache`, seconds (src/cli.rs).
+/// The `--policy-cache` of (q'), seconds (the default is 0).
 const POLICY_CACHE: f64 = 1.0;
 
 /// (q): the policy service installed as the README says (the socket enabled, one line in main.cf, Postfix
 /// reloaded); healthy, a valid recipient gets 250 and an unknown one still 550. Then the directory emptied
-/// as in (g), RCPT TO:<CANARY> every 20 ms: with `--policy-cache 0`, no RCPT sent once the change was in place
+/// as in (g), RCPT TO:<CANARY> every 20 ms: with no cache (the default), no RCPT sent once the change was in place
 /// gets a 5xx (the policy's 450 instead), and the deferrals are in the journal with their reason (without the
-/// bind password); with the default cache, a 5xx only within the cache's second after the
+/// bind password); with `--policy-cache 1s` (a drop-in), a 5xx only within the cache's second after the
 /// change. Then the line is removed and the socket disabled again.
 fn policy_rounds(sb: &Sandbox, rep: &mut Report, slapd_dir: &Path, edit_main_cf: &dyn Fn(&str)) {
-    let dropin_dir = Path::new(POLICY_DROPIN).parent().unwrap().to_string_lossy().into_owned();
-    sb.sh(
-        "mkdir -p \"$1\" && printf '[Service]\\nEnvironment=\"LDAP_HEALTH_CHECK_POLICY_OPTIONS=--policy-cache 0\"\\n' > \"$2\"",
-        &[&dropin_dir, POLICY_DROPIN],
-    );
-    sb.ctl(&["daemon-reload"]);
     sb.ctl(&["enable", "--now", POLICY_SOCKET]);
     edit_main_cf(&format!("postconf -e '{POLICY_RESTRICTION}' && postfix reload 2>/dev/null"));
     let healthy = poll(dur(15.0), || Some(smtp_in(sb, &[CANARY, UNKNOWN_RCPT])).filter(|r| r[0].code == "250"))
         .unwrap_or_else(|| panic!("(q) RCPT TO:<{CANARY}> not accepted with the policy: {:?}", smtp_in(sb, &[CANARY])));
     let instances = sb.ctl(&["list-units", "--no-legend", "--plain", POLICY_INSTANCES]);
     rep.add(format!(
-        "(q) policy service on (socket enabled, `{POLICY_RESTRICTION}`, --policy-cache 0), healthy: RCPT TO:<{CANARY}> \
+        "(q) policy service on (socket enabled, `{POLICY_RESTRICTION}`, no cache: the default), healthy: RCPT TO:<{CANARY}> \
          -> {:?}; RCPT TO:<{UNKNOWN_RCPT}> -> {:?}; policy processes: {}",
         healthy[0].text,
         healthy[1].text,
@@ -829,14 +823,14 @@ fn policy_rounds(sb: &Sandbox, rep: &mut Report, slapd_dir: &Path, edit_main_cf:
     let logged = sb.journal(&c, POLICY_INSTANCES, &[]);
     let deferrals: Vec<&String> = logged.iter().filter(|l| l.contains("DEFER_IF_REJECT")).collect();
     rep.add(format!(
-        "(q) --policy-cache 0: of the RCPTs sent after the change was in place, {deferred} got the policy's 450 4.3.0 \
+        "(q) no cache: of the RCPTs sent after the change was in place, {deferred} got the policy's 450 4.3.0 \
          and {} a 5xx; sent before it and answered after: {} 5xx; {} deferrals in the journal, e.g. {:?}",
         late5.len(),
         race5.len(),
         deferrals.len(),
         deferrals.first().map(|l| l.as_str()).unwrap_or("")
     ));
-    assert!(late5.is_empty(), "(q) a valid recipient got a 5xx with the policy and --policy-cache 0: {late5:#?}");
+    assert!(late5.is_empty(), "(q) a valid recipient got a 5xx with the policy (no cache): {late5:#?}");
     // the policy asks before Postfix looks up: an RCPT in flight when the ACL changes may still meet the old
     // answer for the policy and the new one for Postfix (a race of ~1 ms, README); one at most
     assert!(race5.len() <= 1, "(q) 5xx for RCPTs in flight at the change: {race5:#?}");
@@ -844,15 +838,19 @@ fn policy_rounds(sb: &Sandbox, rep: &mut Report, slapd_dir: &Path, edit_main_cf:
     assert!(!deferrals.is_empty(), "(q) no deferral in the journal: {logged:#?}");
     assert!(!logged.iter().any(|l| l.contains(SERVICE_PW)), "(q) the bind password in the journal: {logged:#?}");
 
-    // the default cache: new smtpd processes (reload), so new policy processes without the drop-in
-    sb.sh("rm -f \"$1\"", &[POLICY_DROPIN]);
+    // with a cache: new smtpd processes (reload), so new policy processes with the drop-in
+    let dropin_dir = Path::new(POLICY_DROPIN).parent().unwrap().to_string_lossy().into_owned();
+    sb.sh(
+        "mkdir -p \"$1\" && printf '[Service]\\nEnvironment=\"LDAP_HEALTH_CHECK_POLICY_OPTIONS=--policy-cache 1s\"\\n' > \"$2\"",
+        &[&dropin_dir, POLICY_DROPIN],
+    );
     sb.ctl(&["daemon-reload"]);
     edit_main_cf("postfix reload 2>/dev/null; touch /etc/postfix/main.cf");
     let w = emptied_round(sb, rep, slapd_dir, "(q')", Duration::from_millis(20), &mut |_| {});
     let late5: Vec<&Rcpt> = w.rcpts.iter().filter(|r| r.sent >= w.changed && r.is_5xx()).collect();
     let last = late5.iter().map(|r| secs(w.changed, r.sent)).fold(0.0, f64::max);
     rep.add(format!(
-        "(q') default --policy-cache ({POLICY_CACHE} s): {} 5xx for RCPTs sent after the change, the last sent \
+        "(q') --policy-cache {POLICY_CACHE}s: {} 5xx for RCPTs sent after the change, the last sent \
          {last:.2} s after it (the cache's window: a process trusts the directory up to {POLICY_CACHE} s after it \
          last looked)",
         late5.len()
@@ -861,6 +859,8 @@ fn policy_rounds(sb: &Sandbox, rep: &mut Report, slapd_dir: &Path, edit_main_cf:
 
     edit_main_cf("postconf -X smtpd_recipient_restrictions && postfix reload 2>/dev/null");
     sb.ctl(&["disable", "--now", POLICY_SOCKET]);
+    sb.sh("rm -f \"$1\"", &[POLICY_DROPIN]);
+    sb.ctl(&["daemon-reload"]);
     let left = sb.sh("ls /var/spool/postfix/private/ldap-health-check 2>&1 || :", &[]);
     assert!(left.contains("No such file"), "(q) the policy socket left behind: {left}");
 }
