@@ -213,7 +213,9 @@ fn the_schema_is_draft_2020_12_and_the_validator_rejects_what_it_should() {
 fn json_describes_every_map_and_server_and_matches_the_schema() {
     let s = Slapd::shared();
     let d = TempDir::new();
-    let maps = four_maps(s, &d);
+    let mut maps = four_maps(s, &d);
+    let tls = d.write("tls.cf", &map_body(&format!("{} {}", s.ldaps_url(), s.ldap_url()), ""));
+    maps.push(tls.to_str().unwrap().to_string());
     let r = run(&with_maps(&["--once", "--format", "json", "-t", "5s", "-w", "3"], &maps), &[]);
     r.assert_code(2);
     assert!(!r.stdout.contains(s.get("SERVICE_PW")) && !r.stderr.contains(s.get("SERVICE_PW")), "secret leaked");
@@ -227,7 +229,9 @@ fn json_describes_every_map_and_server_and_matches_the_schema() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
     assert!((now - v["timestamp"].as_f64().unwrap()).abs() < 60.0, "{v}");
     let states: Vec<&str> = v["maps"].as_array().unwrap().iter().map(|m| m["state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["OK", "WARNING", "CRITICAL", "UNKNOWN"], "{v:#}");
+    assert_eq!(states, ["OK", "WARNING", "CRITICAL", "UNKNOWN", "OK"], "{v:#}");
+    let cert = &v["maps"][4]["servers"][0]["certificate"];
+    assert_eq!(cert["not_after"].as_f64(), s.get("SERVER_NOT_AFTER").parse::<f64>().ok(), "{v:#}");
     let paths: Vec<&str> = v["maps"].as_array().unwrap().iter().map(|m| m["path"].as_str().unwrap()).collect();
     assert_eq!(paths, maps.iter().map(String::as_str).collect::<Vec<_>>());
 
@@ -542,6 +546,9 @@ fn the_textfile_follows_the_exposition_format() {
     // A path that needs every label escape: a backslash, a double quote and a newline.
     let odd = d.write("we\"ird\\name\n.cf", &map_body(&s.ldap_url(), ""));
     maps.push(odd.to_str().unwrap().to_string());
+    // TLS first, a standby second: the certificate's expiry (issue 13) goes through the same line checks.
+    let tls = d.write("tls.cf", &map_body(&format!("{} {}", s.ldaps_url(), s.ldap_url()), ""));
+    maps.push(tls.to_str().unwrap().to_string());
     let prom_dir = TempDir::new();
     let prom = prom_dir.join("ldap.prom");
     let r = run(&with_maps(&["--once", "--prometheus-textfile", prom.to_str().unwrap()], &maps), &[]);
@@ -558,6 +565,13 @@ fn the_textfile_follows_the_exposition_format() {
         [Some(0.0), Some(1.0), Some(2.0), Some(3.0)]
     );
     assert_eq!(up(&maps[4]), Some(1.0), "the escaped map label does not read back as its path:\n{text}");
+    let not_after = s.get("SERVER_NOT_AFTER").parse::<f64>().unwrap();
+    let expiry = value(
+        &samples,
+        "ldap_health_check_cert_expiry_timestamp_seconds",
+        &[("map", &maps[5]), ("server", &s.ldaps_url())],
+    );
+    assert_eq!(expiry, Some(not_after), "the fixture's certificate expiry:\n{text}");
 
     let url = s.ldap_url();
     let server_up = |m: &str, srv: &str| value(&samples, "ldap_health_check_server_up", &[("map", m), ("server", srv)]);
