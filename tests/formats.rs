@@ -25,12 +25,10 @@ fn service_bind(s: &Slapd, pw: &str) -> String {
     format!("bind = yes\nbind_dn = {}\nbind_pw = {pw}\n", s.get("SERVICE_DN"))
 }
 
-/// A port on 127.0.0.1 that refuses connections (bound, then closed).
+/// A port on 127.0.0.1 that refuses connections, kept for the whole test process.
 fn refused_url() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    format!("ldap://127.0.0.1:{port}")
+    let refused: &'static FakeServer = Box::leak(Box::new(FakeServer::start(FakeMode::Refuse)));
+    format!("ldap://{}", refused.addr)
 }
 
 /// Four maps: OK (with a canary that is found), WARNING (first server refuses, Postfix fails over), CRITICAL (wrong password), UNKNOWN

@@ -717,6 +717,8 @@ pub struct FakeServer {
     threads: Vec<JoinHandle<()>>,
     held: Vec<TcpStream>,
     listener: Option<TcpListener>,
+    /// Refuse: the port, bound and not listening, so that nothing else can take it while the server lives.
+    reserved: Option<std::os::fd::OwnedFd>,
 }
 
 mod sys {
@@ -795,9 +797,18 @@ impl FakeServer {
             threads: Vec::new(),
             held: Vec::new(),
             listener: None,
+            reserved: None,
         };
         match mode {
-            FakeMode::Refuse => drop(listener),
+            FakeMode::Refuse => {
+                // A port merely bound and closed again can be taken by anything else before it is connected to
+                // (seen in CI: the "refused" connect was accepted); a socket bound but not listening answers
+                // every connect with a reset and keeps the port.
+                drop(listener);
+                let (fd, port) = bound_not_listening();
+                fs.addr = SocketAddr::from(([127, 0, 0, 1], port));
+                fs.reserved = Some(fd);
+            }
             FakeMode::Backlog => {
                 use std::os::fd::AsRawFd;
                 // SAFETY: a plain syscall on a socket we own.
@@ -929,6 +940,28 @@ fn serve_conn(
     }
 }
 
+/// A TCP socket bound to 127.0.0.1 on a free port, not listening: connects to it are refused (RST).
+fn bound_not_listening() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a socket we create and own; the address structures are fully initialized.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let rc = libc::bind(raw, std::ptr::addr_of!(sa).cast(), len);
+        assert_eq!(rc, 0, "bind 127.0.0.1:0: {}", std::io::Error::last_os_error());
+        let mut len = len;
+        let rc = libc::getsockname(raw, std::ptr::addr_of_mut!(sa).cast(), &mut len);
+        assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+        (fd, u16::from_be(sa.sin_port))
+    }
+}
+
 impl Drop for FakeServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -937,6 +970,7 @@ impl Drop for FakeServer {
         }
         self.held.clear();
         self.listener = None;
+        self.reserved = None;
     }
 }
 
