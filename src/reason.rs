@@ -15,7 +15,12 @@ pub const SERVER_TEXT_CHARS: usize = 200;
 /// A server's text as a reason quotes it: trimmed, control characters escaped (`\u{1b}`, `\n`), at most
 /// [`SERVER_TEXT_CHARS`] characters (then `...`).
 pub fn server_text(text: &str) -> String {
-    let text = text.trim();
+    quoted(text.trim())
+}
+
+/// `text` as a message quotes it: control characters escaped, at most [`SERVER_TEXT_CHARS`] characters (then
+/// `...`). A map value quoted in a warning gets the same treatment as a server's text.
+pub fn quoted(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(SERVER_TEXT_CHARS + 3));
     for (i, c) in text.chars().enumerate() {
         if i == SERVER_TEXT_CHARS {

@@ -91,11 +91,22 @@ pub(crate) fn parse_ldap_url(value: &str) -> Result<LdapUrl, String> {
     Ok(LdapUrl { dn: url.dn, attrs: url.attrs, scope, filter: url.filter })
 }
 
-fn ldap_scope(scope: Scope) -> ldap3::Scope {
+/// A map's `scope` as ldap3 names it.
+pub(crate) fn ldap_scope(scope: Scope) -> ldap3::Scope {
     match scope {
         Scope::Base => ldap3::Scope::Base,
         Scope::One => ldap3::Scope::OneLevel,
         Scope::Sub => ldap3::Scope::Subtree,
+    }
+}
+
+/// A map's `dereference` (0-3, as libldap's LDAP_DEREF_*) as ldap3 names it.
+pub(crate) fn ldap_deref(dereference: u8) -> DerefAliases {
+    match dereference {
+        1 => DerefAliases::Searching,
+        2 => DerefAliases::Finding,
+        3 => DerefAliases::Always,
+        _ => DerefAliases::Never,
     }
 }
 
@@ -114,12 +125,7 @@ async fn search(
     filter: &str,
     attrs: &[String],
 ) -> Result<SearchOutcome, LookupError> {
-    let deref = match spec.dereference {
-        1 => DerefAliases::Searching,
-        2 => DerefAliases::Finding,
-        3 => DerefAliases::Always,
-        _ => DerefAliases::Never,
-    };
+    let deref = ldap_deref(spec.dereference);
     let opts = SearchOptions::new()
         .sizelimit(i32::try_from(spec.size_limit).unwrap_or(i32::MAX))
         .timelimit(i32::try_from(spec.time_limit).unwrap_or(i32::MAX))

@@ -27,20 +27,7 @@ pub(super) fn split_list(value: &str) -> Vec<String> {
 
 /// A value as quoted in a message: control characters escaped, at most 200 characters.
 pub(super) fn shown(value: &str) -> String {
-    const MAX_CHARS: usize = 200;
-    let mut out = String::new();
-    for (i, c) in value.chars().enumerate() {
-        if i == MAX_CHARS {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::reason::quoted(value)
 }
 
 /// One logical line: a line that starts with non-whitespace plus its continuation lines.

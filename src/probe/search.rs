@@ -3,11 +3,10 @@
 //! Postfix asks for: see [`crate::plan::Presence`]). Both stream their answer and take no more than they need: a
 //! server that streams entries without end holds nothing.
 
-use ldap3::{DerefAliases, Ldap, LdapError, SearchOptions};
+use ldap3::{Ldap, LdapError, SearchOptions};
 
 use super::{fail, Failure, Stage};
 use crate::lookup::search::Entry;
-use crate::map::Scope;
 use crate::plan::{Presence, Search};
 use crate::reason::{connection_lost, ldap_reason, result_reason};
 
@@ -84,17 +83,8 @@ async fn base(ldap: &mut Ldap, base: &str) -> Result<Found, Broken> {
 /// The presence check: one entry is enough (size limit 1; the search is abandoned at the first entry, so the
 /// server does not go on scanning for a second one).
 async fn presence(ldap: &mut Ldap, base: &str, p: &Presence) -> Result<Found, Broken> {
-    let deref = match p.dereference {
-        1 => DerefAliases::Searching,
-        2 => DerefAliases::Finding,
-        3 => DerefAliases::Always,
-        _ => DerefAliases::Never,
-    };
-    let scope = match p.scope {
-        Scope::Base => ldap3::Scope::Base,
-        Scope::One => ldap3::Scope::OneLevel,
-        Scope::Sub => ldap3::Scope::Subtree,
-    };
+    let deref = crate::lookup::search::ldap_deref(p.dereference);
+    let scope = crate::lookup::search::ldap_scope(p.scope);
     let attrs = if p.attrs.is_empty() { vec!["1.1".to_string()] } else { p.attrs.clone() };
     let opts = SearchOptions::new().sizelimit(1).deref(deref);
     let mut stream = ldap.with_search_options(opts).streaming_search(base, scope, &p.filter, attrs).await?;
