@@ -29,13 +29,13 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{fixture_script, repo_root, run_command, tmp_root, Run};
+use common::sandbox::{namespaces_unavailable, shq, Sandbox};
+use common::{fixture_script, repo_root, run_command, tmp_root};
 
 const UNITS: [&str; 6] = [
     "ldap-health-check.service",
@@ -55,83 +55,6 @@ const TEXTFILE_DIR: &str = "/var/lib/lhc-pkg-e2e/textfile";
 const TIMER_DROPIN: &str = "/etc/systemd/system/ldap-health-check.timer.d/interval.conf";
 const SERVICE_DROPIN: &str = "/etc/systemd/system/ldap-health-check.service.d/textfile.conf";
 
-fn harness() -> PathBuf {
-    repo_root().join("tests/systemd/sandbox.sh")
-}
-
-fn shq(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// A booted sandbox; powered off on Drop, or by a watchdog if this process dies.
-struct Sandbox {
-    name: String,
-    state: PathBuf,
-    watchdog: Option<(Child, ChildStdin)>,
-}
-
-impl Sandbox {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(harness());
-        c.args(args).env("SANDBOX_NAME", &self.name).env("SANDBOX_STATE", &self.state).env("SANDBOX_CMD_TIMEOUT", "90");
-        c
-    }
-    fn boot(name: &str, setup: &str, on_stop: &str) -> Sandbox {
-        let state = tmp_root().join(name);
-        let mut wd = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(r#"trap '' INT HUP TERM QUIT; read _ignored; exec "$0" stop >/dev/null 2>&1"#)
-            .arg(harness())
-            .env("SANDBOX_NAME", name)
-            .env("SANDBOX_STATE", &state)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn the sandbox watchdog");
-        let stdin = wd.stdin.take().unwrap();
-        let sb = Sandbox { name: name.into(), state, watchdog: Some((wd, stdin)) };
-        let mut c = sb.command(&["start"]);
-        c.env("SANDBOX_SETUP", setup).env("SANDBOX_ON_STOP", on_stop);
-        let r = run_command(&mut c, None, Duration::from_secs(120));
-        assert!(r.success(), "sandbox.sh start: code {}\n{}{}", r.code, r.stdout, r.stderr);
-        eprint!("{}", r.stdout);
-        sb
-    }
-    fn run(&self, args: &[&str]) -> Run {
-        run_command(&mut self.command(args), None, Duration::from_secs(120))
-    }
-    /// `sh -c SCRIPT` inside; panics unless it exits 0; its stdout.
-    #[track_caller]
-    fn sh(&self, script: &str) -> String {
-        let r = self.run(&["exec", "sh", "-c", script]);
-        assert!(r.success(), "in the sandbox: {script}\ncode {}\n{}{}", r.code, r.stdout, r.stderr);
-        r.stdout
-    }
-    fn prop(&self, unit: &str, prop: &str) -> String {
-        self.sh(&format!("systemctl show -P {prop} {unit}")).trim().to_string()
-    }
-    fn active(&self, unit: &str) -> bool {
-        self.prop(unit, "ActiveState") == "active"
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let r = self.run(&["exec", "journalctl", "--no-pager", "-o", "short-monotonic", "-n", "120"]);
-            eprintln!("--- the sandbox's journal (last 120 lines):\n{}{}---", r.stdout, r.stderr);
-        }
-        let r = run_command(&mut self.command(&["stop"]), None, Duration::from_secs(90));
-        eprint!("{}{}", r.stdout, r.stderr);
-        if let Some((mut child, stdin)) = self.watchdog.take() {
-            drop(stdin);
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Polls `f` every 100 ms until true, at most `limit`; false if never.
 fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
@@ -144,15 +67,6 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         }
         sleep(Duration::from_millis(100));
     }
-}
-
-fn namespaces_unavailable() -> Option<String> {
-    let r = run_command(
-        Command::new("unshare").args(["--pid", "--fork", "--mount", "--net", "--uts", "--ipc", "--cgroup", "true"]),
-        None,
-        Duration::from_secs(20),
-    );
-    (!r.success()).then(|| r.stderr.trim().to_string())
 }
 
 /// The package of this test build, in `dir`.
@@ -280,7 +194,7 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
 
     // ---------------------------------------------------------------- 1 dpkg -i
     let t0 = Instant::now();
-    let out = sb.sh(&format!("dpkg -i {DEB_IN} 2>&1"));
+    let out = sb.sh(&format!("dpkg -i {DEB_IN} 2>&1"), &[]);
     eprintln!("pkg-e2e: dpkg -i in {:.2} s:\n{out}", t0.elapsed().as_secs_f64());
     for u in UNITS {
         let (load, enabled, active, reload) = (
@@ -295,12 +209,12 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
         assert!(enabled == "disabled" || enabled == "static", "{u} is {enabled} after dpkg -i");
         assert_eq!(active, "inactive", "{u} is {active} after dpkg -i");
     }
-    let links = sb.sh("find /etc/systemd/system -name 'ldap-health-check*' -print");
+    let links = sb.sh("find /etc/systemd/system -name 'ldap-health-check*' -print", &[]);
     assert!(links.trim().is_empty(), "dpkg -i made links: {links}");
-    let files: Vec<String> = sb.sh("dpkg -L ldap-health-check").lines().map(str::to_string).collect();
+    let files: Vec<String> = sb.sh("dpkg -L ldap-health-check", &[]).lines().map(str::to_string).collect();
     assert!(files.iter().all(|f| !f.starts_with("/etc")), "{files:?}");
     assert_eq!(sb.prop(DAEMON, "MainPID"), postfix_pid, "dpkg -i touched postfix");
-    let version = sb.sh("/usr/sbin/ldap-health-check --version");
+    let version = sb.sh("/usr/sbin/ldap-health-check --version", &[]);
     eprintln!("pkg-e2e: installed {}", version.trim());
 
     // ---------------------------------------------------------------- 2 the administrator enables it
@@ -313,21 +227,21 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
          printf '[Timer]\\nOnUnitActiveSec=\\nOnBootSec=5s\\nOnUnitActiveSec=2s\\nAccuracySec=100ms\\n' > {TIMER_DROPIN} && \
          printf '[Service]\\nReadWritePaths={TEXTFILE_DIR}\\n' > {SERVICE_DROPIN} && \
          systemctl enable --now {TIMER} 2>&1"
-    ));
+    ), &[]);
     let t0 = Instant::now();
     assert!(
         wait_for(Duration::from_secs(20), || sb.active(START_LATCH)),
         "no passing check after enable --now: {}",
-        sb.sh("systemctl status --no-pager ldap-health-check.service 2>&1; systemctl list-jobs --no-pager; systemctl list-timers --all --no-pager; ls /etc/systemd/system/network-online.target.wants /lib/systemd/system/network-online.target.wants; systemctl status --no-pager network-online.target; true")
+        sb.sh("systemctl status --no-pager ldap-health-check.service 2>&1; systemctl list-jobs --no-pager; systemctl list-timers --all --no-pager; ls /etc/systemd/system/network-online.target.wants /lib/systemd/system/network-online.target.wants; systemctl status --no-pager network-online.target; true", &[])
     );
-    let stopped_metric = || sb.sh(&format!("cat {prom_postfix} 2>/dev/null || :"));
+    let stopped_metric = || sb.sh(&format!("cat {prom_postfix} 2>/dev/null || :"), &[]);
     assert!(wait_for(Duration::from_secs(5), || stopped_metric().contains("\nldap_health_check_postfix_stopped 0\n")));
     eprintln!(
         "pkg-e2e: enable --now -> start latch after {:.2} s; {prom_postfix}:\n{}",
         t0.elapsed().as_secs_f64(),
         stopped_metric()
     );
-    let textfile = sb.sh(&format!("cat {prom}"));
+    let textfile = sb.sh(&format!("cat {prom}"), &[]);
     assert!(textfile.contains("ldap_health_check_up{map=\"/etc/postfix/ldap-users.cf\"} 1\n"), "{textfile}");
     assert_eq!(sb.prop(DAEMON, "MainPID"), postfix_pid, "a passing check touched postfix");
 
@@ -340,7 +254,7 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
     );
     let down = t0.elapsed().as_secs_f64();
     assert!(wait_for(Duration::from_secs(5), || stopped_metric().contains("\nldap_health_check_postfix_stopped 1\n")));
-    let textfile = sb.sh(&format!("cat {prom}"));
+    let textfile = sb.sh(&format!("cat {prom}"), &[]);
     assert!(textfile.contains("ldap_health_check_up{map=\"/etc/postfix/ldap-users.cf\"} 0\n"), "{textfile}");
     slapd(&["restart", &slapd_dir.to_string_lossy()]);
     let t0 = Instant::now();
@@ -354,7 +268,7 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
 
     // ---------------------------------------------------------------- 4 purge
     let t0 = Instant::now();
-    let out = sb.sh("dpkg --purge ldap-health-check 2>&1");
+    let out = sb.sh("dpkg --purge ldap-health-check 2>&1", &[]);
     eprintln!("pkg-e2e: dpkg --purge in {:.2} s:\n{out}", t0.elapsed().as_secs_f64());
     for u in UNITS {
         let (load, active) = (sb.prop(u, "LoadState"), sb.prop(u, "ActiveState"));
@@ -365,16 +279,16 @@ fn package_installs_into_a_real_systemd_and_purges_clean() {
     let left: Vec<&String> = files.iter().filter(|f| !f.is_empty()).collect();
     let check =
         left.iter().map(|f| format!("[ -d {0} ] || ! [ -e {0} ] || echo {0}", shq(f))).collect::<Vec<_>>().join("; ");
-    let remaining = sb.sh(&check);
+    let remaining = sb.sh(&check, &[]);
     assert!(remaining.trim().is_empty(), "files of the package left after purge:\n{remaining}");
-    let dirs = sb.sh("ls -d /usr/share/ldap-health-check /usr/share/doc/ldap-health-check 2>/dev/null || :");
+    let dirs = sb.sh("ls -d /usr/share/ldap-health-check /usr/share/doc/ldap-health-check 2>/dev/null || :", &[]);
     assert!(dirs.trim().is_empty(), "directories left: {dirs}");
-    let links = sb.sh("find /etc/systemd/system -type l -name 'ldap-health-check*' -print");
+    let links = sb.sh("find /etc/systemd/system -type l -name 'ldap-health-check*' -print", &[]);
     assert!(links.trim().is_empty(), "enablement links left after purge: {links}");
-    let dpkg = sb.sh("ls /var/lib/dpkg/info | grep '^ldap-health-check' || :");
+    let dpkg = sb.sh("ls /var/lib/dpkg/info | grep '^ldap-health-check' || :", &[]);
     assert!(dpkg.trim().is_empty(), "dpkg still knows: {dpkg}");
     // the administrator's files stay
-    let admin = sb.sh(&format!("ls {ENV_FILE} {TIMER_DROPIN} {SERVICE_DROPIN} {prom} {prom_postfix}"));
+    let admin = sb.sh(&format!("ls {ENV_FILE} {TIMER_DROPIN} {SERVICE_DROPIN} {prom} {prom_postfix}"), &[]);
     assert_eq!(admin.lines().count(), 5, "the administrator's files: {admin}");
     assert!(sb.active(DAEMON), "purge stopped postfix");
     eprintln!(

@@ -5,6 +5,8 @@
 //! Use from a test crate with `mod common;` (then `use common::*;`).
 #![allow(dead_code)]
 
+pub mod sandbox;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
