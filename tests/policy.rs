@@ -238,3 +238,21 @@ fn postfix_never_refuses_a_valid_recipient_while_the_directory_answers_wrong() {
     let codes = pf.rcpt(&valid[..1]);
     assert_eq!(codes, ["451"], "directory down");
 }
+
+/// A map given with -f that is no regular file (a FIFO nobody writes to): the self-test says none can be read
+/// and exits 3 at once; the policy itself answers DUNNO (never a hang, never an exit before EOF).
+#[test]
+fn a_map_that_is_a_fifo_is_not_guarded() {
+    let d = TempDir::new();
+    let fifo = d.join("users.cf");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let r = run(&["--policy", "--self-test", "-f", fifo.to_str().unwrap()], &[]);
+    r.assert_code(3);
+    assert!(r.stdout.contains("none of the maps given can be read"), "{}", r.stdout);
+    assert!(r.stderr.contains("a FIFO (named pipe), not a regular file"), "{}", r.stderr);
+    let request = "request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=a@example.com\n\n";
+    let mut c = Command::new(bin());
+    c.args(["--policy", "-f", fifo.to_str().unwrap()]).env_remove("LDAP_HEALTH_CHECK_CONFFILE");
+    let p = run_command(&mut c, Some(request.as_bytes()), RUN_TIMEOUT);
+    assert_eq!((p.code, p.stdout.as_str()), (0, "action=DUNNO\n\n"), "{p:?}");
+}

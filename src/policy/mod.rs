@@ -94,6 +94,9 @@ fn guard(cli: &Cli, log: &mut Logger) -> Result<Guard, String> {
             Err(e) => log.log(Level::Warning, &format!("--policy: {e}: not guarded")),
         }
     }
+    if maps.is_empty() && !discovered {
+        return Err("none of the maps given can be read".to_string());
+    }
     if maps.is_empty() {
         return Err("no map validates recipients (virtual_mailbox_maps, virtual_alias_maps, relay_recipient_maps, \
                     local_recipient_maps)"
