@@ -60,6 +60,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         }
     };
     let timeout = cli.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut down_logged = None;
     serve(&mut log, |log, request| {
         if !wants_judgement(log, request) {
             return "DUNNO".to_string();
@@ -67,7 +68,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         let deadline = Deadline::for_maps(Instant::now(), Some(timeout), []);
         let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(guard.judge(&deadline))));
         match judged {
-            Ok(judgement) => reply(log, request, &judgement),
+            Ok(judgement) => reply(log, request, &judgement, &mut down_logged),
             Err(panic) => {
                 // Never an exit before EOF: smtpd would answer 451 until it reconnects.
                 guard.forget_connections();
@@ -126,12 +127,19 @@ fn wants_judgement(log: &mut Logger, request: &Request) -> bool {
     request.get("protocol_state") == Some("RCPT")
 }
 
-/// The reply for a judged request; a deferral is logged with its reasons (the recipient only with -vv).
-fn reply(log: &mut Logger, request: &Request, judgement: &Judgement) -> String {
+/// The reply for a judged request; a deferral is logged with its reasons (the recipient only with -vv), a
+/// directory that is down once until it is up again or fails for another reason (`down_logged`: what was said).
+fn reply(log: &mut Logger, request: &Request, judgement: &Judgement, down_logged: &mut Option<Vec<String>>) -> String {
+    if !matches!(judgement, Judgement::Down(_)) {
+        *down_logged = None;
+    }
     match judgement {
         Judgement::Trusted => "DUNNO".to_string(),
         Judgement::Down(why) => {
-            log.log(Level::Info, &format!("--policy: DUNNO, Postfix's own lookups fail (451): {}", why.join("; ")));
+            if down_logged.as_ref() != Some(why) {
+                log.log(Level::Info, &format!("--policy: DUNNO, Postfix's own lookups fail (451): {}", why.join("; ")));
+                *down_logged = Some(why.clone());
+            }
             "DUNNO".to_string()
         }
         Judgement::Untrusted(why) => {
